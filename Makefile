@@ -1,0 +1,32 @@
+# depthgait: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Offline by default: weights come from local folders or the Hugging Face cache, never a silent download.
+export HF_HUB_OFFLINE ?= 1
+export YOLO_OFFLINE ?= 1
+
+.PHONY: install test lint demo reproduce-casiab reproduce-sustech1k bench clean
+
+install: $(STAMP)
+
+# Reinstall when the package metadata changes (a stale .venv).
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline depthgait_model cli tests bench
+
+demo: $(STAMP)
+	$(BIN)/python -m cli.demo --out demo
+
+clean:
+	rm -rf cache runs demo .pytest_cache
