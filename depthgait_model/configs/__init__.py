@@ -1,0 +1,1 @@
+"""Shipped run recipes (YAML), found by name through ``depthgait_model.config.load_config``."""
