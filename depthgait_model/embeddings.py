@@ -1,0 +1,195 @@
+"""Embedding sets: the npz file ``depthgait evaluate`` reads, and running a model over ``aligned.h5``.
+
+The npz holds ``embeddings`` (float [N, C, P] or [N, D]) and ``labels``, ``types``, ``views``
+(strings such as ``"075"``, ``"nm-05"``, ``"090"``), named as OpenGait names them, so that any
+model's test features can be evaluated by the same code as ours.
+"""
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.aligned_store import AlignedReader
+from pipeline.atomic import atomic_path
+from pipeline.manifest import SequenceId
+
+KEYS: tuple[str, ...] = ("embeddings", "labels", "types", "views")
+CUT = 10  # px cut from each side of the 64x64 aligned frame: 64x44 model input (PAPER.md)
+
+
+class EmbeddingsError(ValueError):
+    """An embeddings file or array set is malformed; the message names the file and the problem."""
+
+
+@dataclass
+class Embeddings:
+    embeddings: np.ndarray  # float [N, C, P] or [N, D]
+    labels: np.ndarray  # str [N]: subject
+    types: np.ndarray  # str [N]: condition ("nm-05")
+    views: np.ndarray  # str [N]: view ("090")
+
+    def __post_init__(self) -> None:
+        self.labels, self.types, self.views = (_as_str(a) for a in (self.labels, self.types, self.views))
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def validate(self, source: str = "embeddings") -> Embeddings:
+        """Raise ``EmbeddingsError`` naming ``source`` unless shapes, dtypes and values are usable."""
+        emb = self.embeddings
+        if emb.ndim not in (2, 3):
+            raise EmbeddingsError(f"{source}: 'embeddings' must be [N, C, P] or [N, D], got shape {emb.shape}")
+        if not np.issubdtype(emb.dtype, np.floating):
+            raise EmbeddingsError(f"{source}: 'embeddings' must be floating point, got {emb.dtype}")
+        if emb.shape[0] == 0 or 0 in emb.shape[1:]:
+            raise EmbeddingsError(f"{source}: 'embeddings' is empty (shape {emb.shape})")
+        for name in KEYS[1:]:
+            arr = getattr(self, name)
+            if arr.ndim != 1 or len(arr) != emb.shape[0]:
+                raise EmbeddingsError(
+                    f"{source}: {name!r} must be a 1-D array of {emb.shape[0]} strings (one per embedding), "
+                    f"got shape {arr.shape}"
+                )
+        if not np.isfinite(emb).all():
+            bad = int((~np.isfinite(emb)).reshape(len(emb), -1).any(1).sum())
+            raise EmbeddingsError(f"{source}: 'embeddings' has NaN or inf values in {bad} rows")
+        return self
+
+
+def _as_str(a: Sequence | np.ndarray) -> np.ndarray:
+    """Labels may arrive as str, bytes or ints (OpenGait lists); compare them as str."""
+    arr = np.asarray(a)
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
+    return arr.astype(str)
+
+
+def load_embeddings(path: str | Path) -> Embeddings:
+    """Read and validate an embeddings npz; every problem is an ``EmbeddingsError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such embeddings file")
+    if not zipfile.is_zipfile(path):
+        raise EmbeddingsError(f"{path}: not an .npz file (expected np.savez output with keys {', '.join(KEYS)})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in KEYS if k not in npz.files]
+            if missing:
+                raise EmbeddingsError(
+                    f"{path}: missing key {missing[0]!r} (has: {', '.join(npz.files) or 'nothing'}; "
+                    f"needs: {', '.join(KEYS)})"
+                )
+            arrays = {k: npz[k] for k in KEYS}
+    except EmbeddingsError:
+        raise
+    except ValueError as exc:  # object arrays need pickle, which we never load from a file
+        raise EmbeddingsError(
+            f"{path}: holds Python objects ({exc}); save labels/types/views as string arrays (np.asarray(x, dtype=str))"
+        ) from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise EmbeddingsError(f"{path}: not a readable .npz file ({exc})") from exc
+    return Embeddings(**arrays).validate(str(path))
+
+
+def save_embeddings(path: str | Path, emb: Embeddings) -> Path:
+    """Write an embeddings npz atomically (compressed); returns the path."""
+    path = Path(path)
+    emb.validate(str(path))
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as handle:
+            np.savez_compressed(handle, embeddings=emb.embeddings, labels=emb.labels, types=emb.types, views=emb.views)
+    return path
+
+
+def to_model_input(frames: np.ndarray | None) -> torch.Tensor | None:
+    """uint8 aligned frames [T, 64, 64] -> float [T, 64, 44] in [0, 1] (cut 10 px per side)."""
+    if frames is None:
+        return None
+    return torch.from_numpy(np.ascontiguousarray(frames[:, :, CUT:-CUT])).float().div_(255.0)  # [T, 64, 44]
+
+
+def _pad_stack(seqs: list[torch.Tensor | None], t_max: int) -> torch.Tensor | None:
+    """List of [T_i, H, W] -> zero-padded [N, t_max, H, W]; None when any item is None."""
+    if any(s is None for s in seqs):
+        return None
+    out = seqs[0].new_zeros((len(seqs), t_max, *seqs[0].shape[1:]))  # [N, t_max, H, W]
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_frames: int) -> list[list[int]]:
+    """Group indices by similar length (sorted) into batches of <= batch_size and <= max_frames padded frames."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending, so the newcomer is the longest: padded size = count * its length.
+        if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > max_frames):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@torch.no_grad()
+def embed_aligned(
+    model: torch.nn.Module,
+    reader: AlignedReader,
+    ids: Sequence[SequenceId],
+    device: str | torch.device = "cpu",
+    which: str = "fc",
+    batch_size: int = 8,
+    max_frames: int = 4096,
+    quiet: bool = False,
+) -> Embeddings:
+    """Embed every sequence in ``ids`` using all its frames; returns rows in the order of ``ids``.
+
+    Sequences are sorted by length and batched with zero padding plus ``lengths`` so that little
+    compute is spent on padding; the model masks padded frames (CONTRACTS.md). The result is on CPU.
+    """
+    if not ids:
+        raise ValueError(f"{reader.path}: no sequences to embed")
+    model.eval()
+    lengths = [reader.length(s) for s in ids]
+    short = [s.key for s, n in zip(ids, lengths, strict=True) if n == 0]
+    if short:
+        raise ValueError(f"{reader.path}: sequences with no frames: {', '.join(short[:5])}")
+    batches = length_batches(lengths, batch_size, max_frames)
+    rows: list[np.ndarray | None] = [None] * len(ids)
+    with tqdm(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
+        for batch in batches:
+            seqs = [reader.load(ids[i]) for i in batch]
+            t_max = max(lengths[i] for i in batch)
+            sil = _pad_stack([to_model_input(s.sil) for s in seqs], t_max)  # [B, T, 64, 44]
+            depth = _pad_stack([to_model_input(s.depth) for s in seqs], t_max)  # [B, T, 64, 44] or None
+            lens = torch.tensor([lengths[i] for i in batch], dtype=torch.int64, device=device)  # [B]
+            out = _embed(model, sil.to(device), None if depth is None else depth.to(device), lens, which)  # [B, C, P]
+            out = out.float().cpu().numpy()
+            for j, i in enumerate(batch):
+                rows[i] = out[j]
+            bar.update(len(batch))
+    return Embeddings(
+        embeddings=np.stack(rows),  # [N, C, P]
+        labels=np.array([s.subject for s in ids]),
+        types=np.array([s.condition for s in ids]),
+        views=np.array([s.view for s in ids]),
+    )
+
+
+def _embed(model: torch.nn.Module, sil: torch.Tensor, depth: torch.Tensor | None, lengths: torch.Tensor, which: str):
+    """One batch through the model: ``model.embed`` when it has one, else the forward's output fields."""
+    if which not in ("fc", "bnneck"):
+        raise ValueError(f"which must be 'fc' or 'bnneck', got {which!r}")
+    if hasattr(model, "embed"):
+        return model.embed(sil, depth, lengths, which=which)  # [B, C, P]
+    out = model(sil, depth, lengths)
+    return out.embeddings if which == "fc" else out.bnneck  # [B, C, P]
