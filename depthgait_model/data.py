@@ -10,9 +10,9 @@ lengths. Batches are ``GaitBatch`` objects with named fields, never positional t
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,8 +23,7 @@ from depthgait_model.augment import ClipAugment
 from pipeline.aligned_store import FRAME_SIZE, AlignedReader
 from pipeline.manifest import Manifest, SequenceId, load_manifest
 
-CUT = 10  # pixels cut on each side: 64x64 -> 64x44
-WIDTH = FRAME_SIZE - 2 * CUT
+CUT = 10  # default pixels cut on each side: 64x64 -> 64x44
 MODALITIES = ("sil", "depth")
 
 
@@ -32,8 +31,8 @@ MODALITIES = ("sil", "depth")
 class GaitItem:
     """One clip or whole sequence, uint8 frames [T, 64, 44] per modality (None when unused)."""
 
-    sil: torch.Tensor | None
-    depth: torch.Tensor | None
+    sil: torch.Tensor | None  # uint8 [T, 64, 44]
+    depth: torch.Tensor | None  # uint8 [T, 64, 44]
     label: int
     id: SequenceId
 
@@ -61,7 +60,7 @@ class GaitBatch:
 
         return {"sil": to_float(self.sil), "depth": to_float(self.depth), "lengths": self.lengths.to(device)}
 
-    def pin_memory(self) -> "GaitBatch":
+    def pin_memory(self) -> GaitBatch:
         """Called by DataLoader(pin_memory=True) for custom batch types."""
         pin = lambda t: t.pin_memory() if t is not None else None  # noqa: E731
         return GaitBatch(pin(self.sil), pin(self.depth), self.lengths.pin_memory(), self.labels.pin_memory(), self.ids)
@@ -83,7 +82,7 @@ class GaitDataset(Dataset):
 
     ``frames`` = clip length for training (items are ``(index, seed)`` pairs from the sampler);
     ``frames=None`` returns every frame (testing). ``label_map`` maps subject -> class index
-    (default: the split's sorted subjects).
+    (default: the split's sorted subjects); ``subjects`` overrides the manifest split.
     """
 
     def __init__(
@@ -96,6 +95,7 @@ class GaitDataset(Dataset):
         augment: ClipAugment | None = None,
         label_map: dict[str, int] | None = None,
         subjects: Sequence[str] | None = None,
+        cut: int = CUT,
         quiet: bool = False,
     ) -> None:
         unknown = sorted(set(modalities) - set(MODALITIES))
@@ -103,11 +103,13 @@ class GaitDataset(Dataset):
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be train, test or all, got {split!r}")
+        if not 0 <= cut < FRAME_SIZE // 2:
+            raise ValueError(f"cut must be in [0, {FRAME_SIZE // 2}) pixels per side, got {cut}")
         if frames is not None and frames < 1:
             raise ValueError(f"clip length must be >= 1 frame, got {frames}")
         self.path = Path(data_path)
         self.manifest = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
-        self.frames, self.augment = frames, augment
+        self.frames, self.augment, self.cut = frames, augment, cut
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         with AlignedReader(self.path) as reader:
             self._load(reader, split, subjects, quiet)
@@ -126,10 +128,10 @@ class GaitDataset(Dataset):
         wanted = set(subjects)
         ids = [seq for seq in all_ids if seq.subject in wanted]
         lengths = np.asarray([reader.length(seq) for seq in ids], dtype=np.int64)
-        empty = [seq.key for seq, n in zip(ids, lengths) if n == 0]
+        empty = [seq.key for seq, n in zip(ids, lengths, strict=False) if n == 0]
         if empty:
             warnings.warn(f"{self.path}: skipping {len(empty)} empty sequences, e.g. {empty[0]}", stacklevel=3)
-            ids = [seq for seq, n in zip(ids, lengths) if n > 0]
+            ids = [seq for seq, n in zip(ids, lengths, strict=False) if n > 0]
             lengths = lengths[lengths > 0]
         if not ids:
             raise ValueError(
@@ -146,12 +148,13 @@ class GaitDataset(Dataset):
         self.ids, self.lengths = ids, lengths
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # [S+1]
         total = int(self.offsets[-1])
-        self._frames = {m: np.empty((total, FRAME_SIZE, WIDTH), dtype=np.uint8) for m in self.modalities}
+        width = FRAME_SIZE - 2 * self.cut
+        self._frames = {m: np.empty((total, FRAME_SIZE, width), dtype=np.uint8) for m in self.modalities}
         for i, seq in enumerate(tqdm(ids, desc="load sequences", unit="seq", disable=quiet, leave=False)):
             loaded = reader.load(seq)
             lo, hi = self.offsets[i], self.offsets[i + 1]
             for m in self.modalities:
-                self._frames[m][lo:hi] = getattr(loaded, m)[:, :, CUT : FRAME_SIZE - CUT]  # [T, 64, 44]
+                self._frames[m][lo:hi] = getattr(loaded, m)[:, :, self.cut : FRAME_SIZE - self.cut]  # [T, 64, 44]
         self.subjects = sorted({seq.subject for seq in ids})
 
     def __len__(self) -> int:
@@ -176,13 +179,14 @@ class GaitDataset(Dataset):
 def collate(items: Sequence[GaitItem]) -> GaitBatch:
     """Stack items into a ``GaitBatch``, zero-padding to the longest sequence."""
     first = items[0]
+    frame_shape = (first.sil if first.sil is not None else first.depth).shape[1:]  # (64, 44)
     lengths = torch.tensor([len(it.sil if it.sil is not None else it.depth) for it in items], dtype=torch.int64)
     longest = int(lengths.max())
 
     def stack(name: str) -> torch.Tensor | None:
         if getattr(first, name) is None:
             return None
-        out = torch.zeros((len(items), longest, FRAME_SIZE, WIDTH), dtype=torch.uint8)  # [N, T, 64, 44]
+        out = torch.zeros((len(items), longest, *frame_shape), dtype=torch.uint8)  # [N, T, 64, 44]
         for row, it in enumerate(items):
             frames = getattr(it, name)
             out[row, : len(frames)] = frames
