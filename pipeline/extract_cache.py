@@ -1,0 +1,233 @@
+"""All per-video extract cache I/O (format ``depthgait-extract``, version 1; see docs/CONTRACTS.md).
+
+One HDF5 file per video at ``<cache>/videos/<subject>/<condition>/<view>.h5`` holds everything
+align needs without rerunning a model: per-frame box, score, crop region, and the silhouette and
+raw depth of the person crop packed on a 128x96 canvas. ``pack_canvas`` is the one definition of
+that packing (uniform scale to fit, top-left, ``crop_size`` = the valid region), shared with align.
+Files are written atomically and carry a fingerprint of the settings and the source video, so a
+rerun can tell finished work from stale work. Failures are rows in ``<cache>/errors.jsonl``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import h5py
+import numpy as np
+
+from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.manifest import SequenceId
+
+FORMAT = "depthgait-extract"
+VERSION = 1
+CANVAS = (128, 96)  # (height, width)
+ERRORS_FILE = "errors.jsonl"
+_DATASETS = ("frames", "box", "score", "crop_box", "crop_size", "mask", "depth")
+
+
+class ExtractCacheError(ValueError):
+    """A cache file is missing, of another format or version, or damaged; the message names it."""
+
+
+# ---- canvas packing -------------------------------------------------------------------------------
+def fit_size(h: int, w: int, canvas: tuple[int, int] = CANVAS) -> tuple[int, int]:
+    """(h', w') of an h x w image scaled uniformly to fit the canvas (each side >= 1)."""
+    scale = min(canvas[0] / h, canvas[1] / w)
+    return max(1, min(canvas[0], round(h * scale))), max(1, min(canvas[1], round(w * scale)))
+
+
+def pack_canvas(
+    image: np.ndarray, canvas: tuple[int, int] = CANVAS, interpolation: int = cv2.INTER_AREA
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Scale ``image`` [h, w, ...] uniformly to fit ``canvas``, place it top-left, zero elsewhere.
+
+    Returns ``(canvas array [H, W, ...] of image's dtype, (h', w') valid region)``. Masks go in as
+    0/255 uint8 and are re-binarised by the caller (INTER_AREA averages edges).
+    """
+    ch, cw = fit_size(image.shape[0], image.shape[1], canvas)
+    out = np.zeros((canvas[0], canvas[1], *image.shape[2:]), dtype=image.dtype)
+    out[:ch, :cw] = cv2.resize(image, (cw, ch), interpolation=interpolation).reshape(ch, cw, *image.shape[2:])
+    return out, (ch, cw)
+
+
+def pack_mask(mask: np.ndarray, canvas: tuple[int, int] = CANVAS) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pack a boolean or 0/255 mask [h, w]: area-averaged, then thresholded at half, as 0/255 uint8."""
+    packed, size = pack_canvas(mask.astype(np.float32), canvas, cv2.INTER_AREA)
+    scale = 255.0 if mask.dtype != bool and mask.max(initial=0) > 1 else 1.0
+    return np.where(packed >= 0.5 * scale, 255, 0).astype(np.uint8), size
+
+
+def unpack_canvas(packed: np.ndarray, crop_size: tuple[int, int] | np.ndarray) -> np.ndarray:
+    """The valid top-left region of a canvas (the inverse of the placement, not of the scaling)."""
+    return packed[: int(crop_size[0]), : int(crop_size[1])]
+
+
+# ---- the cache record ------------------------------------------------------------------------------
+@dataclass
+class VideoCache:
+    """One video's extract results; arrays have one row per frame in which the person was found."""
+
+    video: str
+    subject: str
+    condition: str
+    view: str
+    fps: float
+    width: int
+    height: int
+    n_frames: int
+    fingerprint: str
+    settings: dict[str, Any]
+    depth_near_is_large: bool
+    frames: np.ndarray  # int32 [T]
+    box: np.ndarray  # float32 [T, 4] x0 y0 x1 y1
+    score: np.ndarray  # float32 [T]
+    crop_box: np.ndarray  # int32 [T, 4]
+    crop_size: np.ndarray  # int32 [T, 2] (h, w)
+    mask: np.ndarray  # uint8 [T, 128, 96] 0/255
+    depth: np.ndarray  # float16 [T, 128, 96]
+    path: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        self.frames = np.asarray(self.frames, dtype=np.int32)
+        self.box = np.asarray(self.box, dtype=np.float32).reshape(-1, 4)
+        self.score = np.asarray(self.score, dtype=np.float32)
+        self.crop_box = np.asarray(self.crop_box, dtype=np.int32).reshape(-1, 4)
+        self.crop_size = np.asarray(self.crop_size, dtype=np.int32).reshape(-1, 2)
+        self.mask = np.asarray(self.mask, dtype=np.uint8)
+        self.depth = np.asarray(self.depth, dtype=np.float16)
+        t = len(self.frames)
+        where = self.path or self.video
+        for name in ("box", "score", "crop_box", "crop_size"):
+            if len(getattr(self, name)) != t:
+                raise ExtractCacheError(f"{where}: {name} has {len(getattr(self, name))} rows, frames has {t}")
+        for name in ("mask", "depth"):
+            if getattr(self, name).shape != (t, *CANVAS):
+                raise ExtractCacheError(f"{where}: {name} must be [{t}, {CANVAS[0]}, {CANVAS[1]}], got {getattr(self, name).shape}")
+
+    @property
+    def id(self) -> SequenceId:
+        return SequenceId(self.subject, self.condition, self.view)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def cache_path(cache_dir: str | Path, seq: SequenceId) -> Path:
+    return Path(cache_dir) / "videos" / seq.subject / seq.condition / f"{seq.view}.h5"
+
+
+def fingerprint(settings: dict[str, Any], video: str | Path) -> str:
+    """Hash of the settings and the video's size and mtime: equal means the cache is up to date."""
+    st = Path(video).stat()
+    blob = json.dumps({"settings": settings, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "v": VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def write_video_cache(path: str | Path, cache: VideoCache) -> Path:
+    """Write atomically: a killed run leaves a ``.tmp-`` file at most, never a half file under ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        attrs = {
+            "format": FORMAT, "version": VERSION, "video": str(cache.video), "subject": cache.subject,
+            "condition": cache.condition, "view": cache.view, "fps": float(cache.fps), "width": int(cache.width),
+            "height": int(cache.height), "n_frames": int(cache.n_frames), "fingerprint": cache.fingerprint,
+            "settings": json.dumps(cache.settings, sort_keys=True), "depth_near_is_large": bool(cache.depth_near_is_large),
+        }  # fmt: skip
+        h5.attrs.update(attrs)
+        t = len(cache)
+        for name in _DATASETS:
+            data = getattr(cache, name)
+            chunks = (1, *data.shape[1:]) if t else None  # one frame per chunk; an empty set cannot be chunked
+            h5.create_dataset(
+                name, data=data, chunks=chunks, compression="gzip" if t else None, shuffle=bool(t),
+                compression_opts=4 if t else None,
+            )  # fmt: skip
+    return path
+
+
+def read_video_cache(path: str | Path) -> VideoCache:
+    """Read a cache file back; wrong format, version or shapes raise ``ExtractCacheError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExtractCacheError(f"{path}: no such extract cache file")
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = dict(h5.attrs)
+            if attrs.get("format") != FORMAT:
+                raise ExtractCacheError(f"{path}: not a {FORMAT} file (format={attrs.get('format')!r})")
+            if int(attrs.get("version", -1)) != VERSION:
+                raise ExtractCacheError(f"{path}: {FORMAT} version {attrs.get('version')}, this reader knows {VERSION}")
+            missing = [n for n in _DATASETS if n not in h5]
+            if missing:
+                raise ExtractCacheError(f"{path}: missing dataset(s) {', '.join(missing)}")
+            arrays = {n: h5[n][()] for n in _DATASETS}
+    except OSError as exc:
+        raise ExtractCacheError(f"{path}: cannot read as HDF5 ({exc})") from exc
+    return VideoCache(
+        video=str(attrs["video"]), subject=str(attrs["subject"]), condition=str(attrs["condition"]),
+        view=str(attrs["view"]), fps=float(attrs["fps"]), width=int(attrs["width"]), height=int(attrs["height"]),
+        n_frames=int(attrs["n_frames"]), fingerprint=str(attrs["fingerprint"]), settings=json.loads(attrs["settings"]),
+        depth_near_is_large=bool(attrs["depth_near_is_large"]), path=path, **arrays,
+    )  # fmt: skip
+
+
+def read_fingerprint(path: str | Path) -> str | None:
+    """The stored fingerprint, or None when the file is missing or unreadable (then it is redone)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            if h5.attrs.get("format") != FORMAT or int(h5.attrs.get("version", -1)) != VERSION:
+                return None
+            return str(h5.attrs["fingerprint"])
+    except (OSError, KeyError):
+        return None
+
+
+def list_caches(cache_dir: str | Path) -> list[Path]:
+    """Finished cache files under ``<cache>/videos`` (temporary ``.tmp-`` files excluded), sorted."""
+    root = Path(cache_dir) / "videos"
+    return sorted(p for p in root.glob("*/*/*.h5") if not p.name.startswith(".tmp-"))
+
+
+# ---- errors.jsonl ----------------------------------------------------------------------------------
+def append_error(cache_dir: str | Path, video: str | Path, stage: str, error: str, level: str = "error") -> dict[str, Any]:
+    """Append one row; a single ``write`` of one line in append mode, so rows never interleave."""
+    row = {"video": str(video), "stage": stage, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": level}
+    path = Path(cache_dir) / ERRORS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(row) + "\n").encode())
+    finally:
+        os.close(fd)
+    return row
+
+
+def read_errors(cache_dir: str | Path) -> list[dict[str, Any]]:
+    """All rows of ``errors.jsonl`` (``level`` defaults to ``error``); a damaged line is skipped."""
+    path = Path(cache_dir) / ERRORS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        row.setdefault("level", "error")
+        rows.append(row)
+    return rows
+
+
+def prune_errors(cache_dir: str | Path, videos: set[str]) -> None:
+    """Drop the rows of ``videos`` (about to be redone), so the file tells the latest outcome of each."""
+    path = Path(cache_dir) / ERRORS_FILE
+    if not path.is_file():
+        return
+    keep = [json.dumps(r) for r in read_errors(cache_dir) if r.get("video") not in videos]
+    write_text_atomic(path, "".join(line + "\n" for line in keep))
