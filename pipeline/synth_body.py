@@ -1,0 +1,431 @@
+"""Synthetic walkers: who a subject is (shape and gait) and where its body parts are in every frame.
+
+Identity must be recoverable from gait and shape but not trivially: every parameter is drawn from
+a realistic, overlapping distribution (height N(1.70, 0.08) m, cadence N(1.85, 0.09) steps/s, ...),
+so two subjects differ as subtly as two real people do. The body is a set of 3-D primitives
+(capsules for limbs, ellipsoids for trunk, head, feet and bags) built in a body frame
+(x forward along the walk, y to the subject's left, z up, ground at z = 0) and then placed on a
+straight walking path in the world. Everything is vectorised over the frames of a sequence.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Materials: indices into a sequence's colour table (see ``sequence_colours``).
+SKIN, HAIR, SHIRT, TROUSERS, SHOES, BAG, COAT = range(7)
+N_MATERIALS = 7
+
+FPS = 25.0  # CASIA-B's frame rate
+CONDITION_RE = re.compile(r"^(nm|bg|cl)-(\d{2})$")
+
+# Clothing palettes (RGB, 0..1): plausible garments, none exactly matching the muted backgrounds.
+SHIRT_PALETTE = np.array(
+    [[0.85, 0.15, 0.15], [0.15, 0.30, 0.75], [0.95, 0.95, 0.92], [0.10, 0.10, 0.12], [0.20, 0.55, 0.25],
+     [0.95, 0.75, 0.10], [0.55, 0.20, 0.55], [0.95, 0.50, 0.15], [0.30, 0.70, 0.80], [0.60, 0.10, 0.20]]
+)
+TROUSER_PALETTE = np.array(
+    [[0.08, 0.10, 0.25], [0.10, 0.10, 0.10], [0.20, 0.25, 0.45], [0.35, 0.22, 0.12], [0.15, 0.18, 0.15],
+     [0.55, 0.10, 0.10], [0.05, 0.25, 0.30]]
+)
+COAT_PALETTE = np.array(
+    [[0.05, 0.05, 0.08], [0.30, 0.15, 0.08], [0.10, 0.20, 0.10], [0.60, 0.05, 0.10], [0.08, 0.12, 0.35],
+     [0.85, 0.85, 0.80]]
+)
+SKIN_TONES = np.array([[0.95, 0.80, 0.68], [0.85, 0.65, 0.50], [0.65, 0.45, 0.32], [0.40, 0.26, 0.18]])
+
+
+@dataclass(frozen=True)
+class SubjectParams:
+    """One synthetic person: body shape, gait style and clothing (SI units, radians).
+
+    ``key`` is a per-subject integer that seeds the subject's sequence-level noise, so the same
+    subject renders the same way whatever else is in the data set.
+    """
+
+    key: int
+    # --- shape
+    height: float  # m, floor to top of head
+    leg_ratio: float  # hip-joint height / height (~0.53)
+    shoulder_width: float  # m, outer shoulder breadth
+    hip_width: float  # m, outer hip breadth
+    chest_depth: float  # m, front-to-back body thickness at the chest
+    belly_depth: float  # m, front-to-back thickness at the waist
+    girth: float  # limb thickness scale (1 = average)
+    head_scale: float  # head size scale (1 = average)
+    arm_ratio: float  # shoulder-to-wrist length / height (~0.33)
+    # --- gait
+    cadence: float  # steps per second
+    step_length: float  # m per step (a stride is two steps)
+    hip_amp: float  # hip flexion amplitude around the mean
+    hip_offset: float  # mean hip flexion
+    knee_amp: float  # peak knee flexion in swing
+    knee_stance: float  # knee flexion at loading response
+    arm_swing: float  # shoulder flexion amplitude
+    elbow_bend: float  # resting elbow flexion
+    bounce: float  # m, extra vertical oscillation of the body (twice per stride)
+    lean: float  # forward trunk lean
+    phase: float  # arm-swing phase lag behind the legs (the start phase is drawn per sequence)
+    pelvis_yaw: float  # pelvis rotation amplitude about the vertical
+    sway: float  # m, lateral sway amplitude
+    arm_abduction: float  # how far the arms hang out from the trunk
+    # --- looks (RGB 0..1)
+    skin: tuple[float, float, float] = (0.9, 0.75, 0.6)
+    hair: tuple[float, float, float] = (0.1, 0.07, 0.05)
+    shirt: tuple[float, float, float] = (0.2, 0.3, 0.7)
+    trousers: tuple[float, float, float] = (0.1, 0.1, 0.2)
+    shoes: tuple[float, float, float] = (0.1, 0.1, 0.1)
+    coat: tuple[float, float, float] = (0.1, 0.1, 0.1)
+    bag: tuple[float, float, float] = (0.3, 0.2, 0.1)
+
+    @property
+    def speed(self) -> float:
+        """Walking speed in m/s: cadence x step length."""
+        return self.cadence * self.step_length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _normal(rng: np.random.Generator, mean: float, sd: float, lo: float, hi: float) -> float:
+    """A normal draw clipped to a plausible range (no negative limbs, no 3 m people)."""
+    return float(np.clip(rng.normal(mean, sd), lo, hi))
+
+
+def _colour(rng: np.random.Generator, palette: np.ndarray, jitter: float = 0.06) -> tuple[float, float, float]:
+    base = palette[rng.integers(len(palette))]
+    return tuple(float(c) for c in np.clip(base + rng.normal(0, jitter, 3), 0.02, 0.98))
+
+
+def sample_subject(rng: np.random.Generator) -> SubjectParams:
+    """Draw one subject; shape and gait parameters are correlated the way they are in people."""
+    d = np.deg2rad
+    height = _normal(rng, 1.70, 0.08, 1.45, 1.98)
+    size = height / 1.70
+    girth = _normal(rng, 1.0, 0.09, 0.75, 1.35)
+    cadence = _normal(rng, 1.85, 0.09, 1.55, 2.15)
+    # Taller people take longer steps; faster cadence goes with slightly longer steps too.
+    step_length = height * _normal(rng, 0.41, 0.022, 0.34, 0.48) * (1 + 0.25 * (cadence - 1.85))
+    return SubjectParams(
+        key=int(rng.integers(2**62)),
+        height=height,
+        leg_ratio=_normal(rng, 0.53, 0.012, 0.49, 0.57),
+        shoulder_width=size * _normal(rng, 0.43, 0.025, 0.36, 0.51) * (0.85 + 0.15 * girth),
+        hip_width=size * _normal(rng, 0.34, 0.02, 0.28, 0.41) * (0.8 + 0.2 * girth),
+        chest_depth=size * _normal(rng, 0.23, 0.018, 0.18, 0.30) * (0.7 + 0.3 * girth),
+        belly_depth=size * _normal(rng, 0.21, 0.022, 0.16, 0.32) * (0.55 + 0.45 * girth),
+        girth=girth,
+        head_scale=_normal(rng, 1.0, 0.04, 0.88, 1.12),
+        arm_ratio=_normal(rng, 0.335, 0.01, 0.30, 0.37),
+        cadence=cadence,
+        step_length=step_length,
+        hip_amp=d(_normal(rng, 21.0, 2.5, 14.0, 28.0)) * float(np.clip(step_length / (0.41 * height), 0.85, 1.15)),
+        hip_offset=d(_normal(rng, 8.0, 2.5, 1.0, 15.0)),
+        knee_amp=d(_normal(rng, 60.0, 4.5, 48.0, 72.0)),
+        knee_stance=d(_normal(rng, 14.0, 4.0, 4.0, 25.0)),
+        arm_swing=d(_normal(rng, 18.0, 5.0, 5.0, 32.0)),
+        elbow_bend=d(_normal(rng, 18.0, 6.0, 4.0, 40.0)),
+        bounce=_normal(rng, 0.012, 0.004, 0.0, 0.025),
+        lean=d(_normal(rng, 4.0, 2.0, -2.0, 10.0)),
+        phase=d(_normal(rng, 10.0, 8.0, -15.0, 35.0)),
+        pelvis_yaw=d(_normal(rng, 5.0, 1.5, 1.0, 9.0)),
+        sway=_normal(rng, 0.025, 0.006, 0.01, 0.045),
+        arm_abduction=d(_normal(rng, 8.0, 2.0, 3.0, 14.0)),
+        skin=_colour(rng, SKIN_TONES, 0.04),
+        hair=_colour(rng, np.array([[0.08, 0.06, 0.05], [0.35, 0.22, 0.12], [0.75, 0.62, 0.35]]), 0.03),
+        shirt=_colour(rng, SHIRT_PALETTE),
+        trousers=_colour(rng, TROUSER_PALETTE, 0.04),
+        shoes=_colour(rng, np.array([[0.08, 0.08, 0.08], [0.9, 0.9, 0.9], [0.35, 0.2, 0.1]]), 0.03),
+        coat=_colour(rng, COAT_PALETTE, 0.04),
+        bag=_colour(rng, np.array([[0.1, 0.1, 0.1], [0.45, 0.25, 0.1], [0.1, 0.2, 0.5], [0.7, 0.1, 0.1]]), 0.04),
+    )
+
+
+@dataclass(frozen=True)
+class SequenceParams:
+    """What differs between two recordings of one subject: small noise, plus bag or coat."""
+
+    kind: str  # "nm", "bg" or "cl"
+    start_phase: float  # gait phase at frame 0 (0 = right heel strike)
+    start_offset: float  # m along the path
+    lateral_offset: float  # m across the path
+    heading_jitter: float  # rad, small deviation of the walking direction
+    speed_jitter: float  # factor on cadence and step length
+    brightness: float  # factor on clothing albedo (lighting / wash)
+    bag: str = "none"  # "none", "backpack", "shoulder-left", "shoulder-right"
+    coat: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_condition(condition: str) -> tuple[str, int]:
+    """``"bg-02"`` -> ``("bg", 2)``; anything else is a clear error."""
+    match = CONDITION_RE.match(condition)
+    if not match:
+        raise ValueError(f"condition {condition!r} is not nm-NN, bg-NN or cl-NN (e.g. nm-01)")
+    return match.group(1), int(match.group(2))
+
+
+def sample_sequence(condition: str, rng: np.random.Generator) -> SequenceParams:
+    """Per-recording noise; ``bg`` adds a bag (backpack or shoulder bag), ``cl`` a coat."""
+    kind, _ = parse_condition(condition)
+    bag = "none"
+    if kind == "bg":
+        bag = ["backpack", "shoulder-left", "shoulder-right"][int(rng.integers(3))]
+    return SequenceParams(
+        kind=kind,
+        start_phase=float(rng.uniform(0, 2 * np.pi)),
+        start_offset=float(rng.normal(0, 0.15)),
+        lateral_offset=float(rng.normal(0, 0.08)),
+        heading_jitter=float(np.deg2rad(rng.normal(0, 1.5))),
+        speed_jitter=float(np.clip(rng.normal(1.0, 0.02), 0.95, 1.05)),
+        brightness=float(np.clip(rng.normal(1.0, 0.05), 0.88, 1.12)),
+        bag=bag,
+        coat=kind == "cl",
+    )
+
+
+def sequence_colours(subject: SubjectParams, seq: SequenceParams) -> np.ndarray:
+    """Albedo table [N_MATERIALS, 3] for this recording (clothes scaled by its brightness)."""
+    table = np.array(
+        [subject.skin, subject.hair, subject.shirt, subject.trousers, subject.shoes, subject.bag, subject.coat]
+    )
+    table[[SHIRT, TROUSERS, COAT, BAG]] *= seq.brightness
+    return np.clip(table, 0.0, 1.0)
+
+
+@dataclass
+class Shapes:
+    """Primitives of one sequence, per frame, in one coordinate frame.
+
+    Capsules: segment ``cap_a`` -> ``cap_b`` [T, Nc, 3] with radius ``cap_r`` [Nc].
+    Ellipsoids: centre ``ell_c`` [T, Ne, 3], orientation ``ell_R`` [T, Ne, 3, 3] (columns are the
+    local axes) and semi-axes ``ell_s`` [Ne, 3]. ``*_mat`` are material indices.
+    ``joints`` maps a joint name to its position [T, 3], for tests and analysis.
+    """
+
+    cap_a: np.ndarray
+    cap_b: np.ndarray
+    cap_r: np.ndarray
+    cap_mat: np.ndarray
+    ell_c: np.ndarray
+    ell_R: np.ndarray
+    ell_s: np.ndarray
+    ell_mat: np.ndarray
+    joints: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def transformed(self, R: np.ndarray, t: np.ndarray) -> "Shapes":
+        """Apply p -> R p + t, with R [T, 3, 3] (or [3, 3]) and t [T, 3] (or [3])."""
+        R = np.broadcast_to(R, (self.cap_a.shape[0], 3, 3))
+        t = np.broadcast_to(t, (self.cap_a.shape[0], 3))
+
+        def points(p: np.ndarray) -> np.ndarray:  # [T, N, 3] -> [T, N, 3]
+            return np.einsum("tij,tnj->tni", R, p) + t[:, None, :]
+
+        return Shapes(
+            cap_a=points(self.cap_a),
+            cap_b=points(self.cap_b),
+            cap_r=self.cap_r,
+            cap_mat=self.cap_mat,
+            ell_c=points(self.ell_c),
+            ell_R=np.einsum("tij,tnjk->tnik", R, self.ell_R),
+            ell_s=self.ell_s,
+            ell_mat=self.ell_mat,
+            joints={k: points(v[:, None, :])[:, 0] for k, v in self.joints.items()},
+        )
+
+
+def _rot_y(angle: np.ndarray) -> np.ndarray:
+    """Rotation about the body's y (left) axis; positive pitches +z towards +x. [T] -> [T, 3, 3]."""
+    c, s = np.cos(angle), np.sin(angle)
+    z, o = np.zeros_like(angle), np.ones_like(angle)
+    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+
+
+def _rot_z(angle: np.ndarray) -> np.ndarray:
+    """Rotation about the vertical; positive turns +x towards +y. [T] -> [T, 3, 3]."""
+    c, s = np.cos(angle), np.sin(angle)
+    z, o = np.zeros_like(angle), np.ones_like(angle)
+    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+
+
+def _bump(phi: np.ndarray, centre: float, kappa: float) -> np.ndarray:
+    """A smooth periodic bump (von Mises shape) peaking at 1 when phi == centre."""
+    return np.exp(kappa * (np.cos(phi - centre) - 1.0))
+
+
+def _apply(R: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[T, 3, 3] x [T, 3] (or [3]) -> [T, 3]."""
+    return np.einsum("tij,tj->ti", R, np.broadcast_to(v, (R.shape[0], 3)))
+
+
+class _Builder:
+    """Collects primitives frame-vectorised, then stacks them into ``Shapes``."""
+
+    def __init__(self, frames: int) -> None:
+        self.T = frames
+        self.caps: list[tuple[np.ndarray, np.ndarray, float, int]] = []
+        self.ells: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+
+    def capsule(self, a: np.ndarray, b: np.ndarray, r: float, mat: int) -> None:
+        self.caps.append((a, b, float(r), mat))
+
+    def ellipsoid(self, c: np.ndarray, R: np.ndarray, s: tuple[float, float, float], mat: int) -> None:
+        self.ells.append((c, np.broadcast_to(R, (self.T, 3, 3)), np.asarray(s, float), mat))
+
+    def build(self, joints: dict[str, np.ndarray]) -> Shapes:
+        return Shapes(
+            cap_a=np.stack([c[0] for c in self.caps], 1),
+            cap_b=np.stack([c[1] for c in self.caps], 1),
+            cap_r=np.array([c[2] for c in self.caps]),
+            cap_mat=np.array([c[3] for c in self.caps]),
+            ell_c=np.stack([e[0] for e in self.ells], 1),
+            ell_R=np.stack([e[1] for e in self.ells], 1),
+            ell_s=np.stack([e[2] for e in self.ells]),
+            ell_mat=np.array([e[3] for e in self.ells]),
+            joints=joints,
+        )
+
+
+def gait_phase(subject: SubjectParams, seq: SequenceParams, frames: int, fps: float = FPS) -> np.ndarray:
+    """Gait phase per frame [T] in radians (0 = right heel strike; one stride = 2 pi)."""
+    t = np.arange(frames) / fps
+    return seq.start_phase + 2 * np.pi * (subject.cadence * seq.speed_jitter / 2) * t
+
+
+def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) -> Shapes:
+    """The articulated body in the body frame (x forward, y left, z up, feet on z = 0) per frame."""
+    p, T = subject, len(phase)
+    H, size = p.height, p.height / 1.70
+    g = p.girth * size
+    b = _Builder(T)
+    zeros = np.zeros(T)
+
+    # Segment lengths (Drillis & Contini proportions, scaled by the subject's ratios).
+    leg = p.leg_ratio * H  # hip joint to floor
+    ankle_h = 0.039 * H
+    thigh = 0.49 * (leg - ankle_h)
+    shank = 0.51 * (leg - ankle_h)
+    arm = p.arm_ratio * H
+    upper_arm, fore_arm = 0.56 * arm, 0.44 * arm
+    foot_len = 0.152 * H
+    head_h = 0.125 * H * p.head_scale
+    neck_len = 0.045 * H
+    trunk = H - leg - head_h - neck_len  # hip joint to neck base
+
+    # Joint angles over the gait cycle; the left leg runs half a cycle behind the right.
+    def leg_angles(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hip = p.hip_offset + p.hip_amp * np.cos(phi + 0.25)
+        knee = np.deg2rad(4.0) + p.knee_stance * _bump(phi, 0.95, 8.0) + p.knee_amp * _bump(phi, 4.45, 4.5)
+        ankle = -np.deg2rad(18.0) * _bump(phi, 3.75, 7.0) + np.deg2rad(8.0) * _bump(phi, 0.0, 4.0)
+        return hip, knee, ankle
+
+    yaw = p.pelvis_yaw * np.cos(phase)  # the pelvis turns with the forward leg
+    R_pelvis = _rot_z(yaw)
+    lean = p.lean + np.deg2rad(1.5) * np.cos(2 * phase)
+    R_trunk = _rot_z(-0.6 * yaw) @ _rot_y(lean)  # the thorax counter-rotates
+    pelvis = np.stack([zeros, -p.sway * np.sin(phase), np.full(T, leg)], -1)  # hip-joint centre
+
+    joints: dict[str, np.ndarray] = {"pelvis": pelvis}
+    hip_sep = 0.55 * p.hip_width
+    feet_bottom = []
+    for side, sign, phi in (("right", -1.0, phase), ("left", 1.0, phase + np.pi)):
+        hip_a, knee_a, ankle_a = leg_angles(phi)
+        hip_j = pelvis + _apply(R_pelvis, np.array([0.0, sign * hip_sep / 2, 0.0]))
+        thigh_dir = np.stack([np.sin(hip_a), zeros, -np.cos(hip_a)], -1)
+        knee_j = hip_j + thigh * thigh_dir
+        shank_a = hip_a - knee_a
+        ankle_j = knee_j + shank * np.stack([np.sin(shank_a), zeros, -np.cos(shank_a)], -1)
+        pitch = shank_a + ankle_a  # > 0: toes up (heel strike), < 0: heel up (push-off)
+        f_dir = np.stack([np.cos(pitch), zeros, np.sin(pitch)], -1)
+        f_down = np.stack([np.sin(pitch), zeros, -np.cos(pitch)], -1)
+        heel = ankle_j - 0.18 * foot_len * f_dir + 0.4 * ankle_h * f_down
+        toe = ankle_j + 0.72 * foot_len * f_dir + 0.4 * ankle_h * f_down
+        r_foot = 0.5 * ankle_h + 0.012
+        b.capsule(hip_j, knee_j, 0.072 * g, TROUSERS)
+        b.capsule(knee_j, ankle_j, 0.05 * g, TROUSERS)
+        b.capsule(heel, toe, r_foot * size, SHOES)
+        feet_bottom.append(np.minimum(heel[:, 2], toe[:, 2]) - r_foot * size)
+        joints.update({f"{side}_hip": hip_j, f"{side}_knee": knee_j, f"{side}_ankle": ankle_j, f"{side}_toe": toe})
+
+    # Trunk: pelvis, waist and chest ellipsoids stacked along the (leaning) spine.
+    spine = _apply(R_trunk, np.array([0.0, 0.0, 1.0]))
+    rot_pelvis = R_pelvis @ _rot_y(0.5 * lean)
+    b.ellipsoid(pelvis + np.array([0, 0, 0.03 * H]), rot_pelvis,
+                (0.5 * p.belly_depth, 0.5 * p.hip_width, 0.085 * H), TROUSERS)
+    b.ellipsoid(pelvis + (0.33 * trunk) * spine, R_trunk,
+                (0.5 * p.belly_depth, 0.40 * p.shoulder_width * (0.75 + 0.2 * p.girth), 0.16 * trunk * 1.2), SHIRT)
+    chest = pelvis + (0.66 * trunk) * spine
+    b.ellipsoid(chest, R_trunk, (0.5 * p.chest_depth, 0.46 * p.shoulder_width, 0.30 * trunk), SHIRT)
+    neck_base = pelvis + trunk * spine
+    head_c = neck_base + (neck_len + 0.5 * head_h) * spine
+    b.capsule(neck_base - 0.04 * H * spine, neck_base + neck_len * spine, 0.055 * size * p.head_scale, SKIN)
+    R_head = _rot_y(np.full(T, -0.5 * p.lean))
+    b.ellipsoid(head_c, R_head, (0.105 * size * p.head_scale, 0.08 * size * p.head_scale, 0.5 * head_h), SKIN)
+    b.ellipsoid(head_c + np.array([-0.015, 0.0, 0.03]) * size, R_head,
+                (0.1 * size * p.head_scale, 0.083 * size * p.head_scale, 0.47 * head_h), HAIR)
+    joints.update({"neck": neck_base, "head": head_c, "chest": chest})
+
+    # Arms swing opposite to the same-side leg, lagging by the subject's phase.
+    shoulder_sep = 0.80 * p.shoulder_width
+    sleeve = COAT if seq.coat else SHIRT
+    for side, sign, phi in (("right", -1.0, phase), ("left", 1.0, phase + np.pi)):
+        swing = -p.arm_swing * np.cos(phi - p.phase)
+        elbow_a = p.elbow_bend + 0.6 * (swing + p.arm_swing)
+        shoulder = neck_base - 0.035 * H * spine + _apply(R_trunk, np.array([0.0, sign * shoulder_sep / 2, 0.0]))
+        ab = p.arm_abduction
+        up_dir = np.stack([np.sin(swing) * np.cos(ab), np.full(T, sign * np.sin(ab)), -np.cos(swing) * np.cos(ab)], -1)
+        elbow = shoulder + upper_arm * up_dir
+        fa = swing + elbow_a
+        fore_dir = np.stack([np.sin(fa) * np.cos(ab), np.full(T, sign * np.sin(ab)), -np.cos(fa) * np.cos(ab)], -1)
+        wrist = elbow + fore_arm * fore_dir
+        b.capsule(shoulder, elbow, 0.046 * g * (1.25 if seq.coat else 1.0), sleeve)
+        b.capsule(elbow, wrist, 0.036 * g * (1.2 if seq.coat else 1.0), sleeve if seq.coat else SKIN)
+        b.capsule(wrist, wrist + 0.07 * H * fore_dir, 0.03 * size, SKIN)  # hand
+        joints.update({f"{side}_shoulder": shoulder, f"{side}_elbow": elbow, f"{side}_wrist": wrist})
+
+    if seq.coat:  # a coat widens torso and thighs and hides the upper legs
+        b.ellipsoid(pelvis + (0.45 * trunk) * spine, R_trunk,
+                    (0.55 * p.chest_depth + 0.025, 0.5 * p.shoulder_width + 0.01, 0.6 * trunk), COAT)
+        for side in ("right", "left"):
+            hip_j, knee_j = joints[f"{side}_hip"], joints[f"{side}_knee"]
+            b.capsule(hip_j + 0.05 * H * spine, hip_j + 0.6 * (knee_j - hip_j), 0.1 * g + 0.01, COAT)
+    if seq.bag == "backpack":
+        back = -_apply(R_trunk, np.array([1.0, 0.0, 0.0]))
+        b.ellipsoid(chest + (0.5 * p.chest_depth + 0.06) * back - 0.03 * spine, R_trunk, (0.09, 0.16, 0.2), BAG)
+    elif seq.bag.startswith("shoulder"):
+        sign = 1.0 if seq.bag.endswith("left") else -1.0
+        swing_x = 0.03 * np.sin(phase + 0.5)
+        centre = pelvis + _apply(R_pelvis, np.array([0.02, sign * (0.5 * p.hip_width + 0.07), 0.02]))
+        centre = centre + np.stack([swing_x, zeros, zeros], -1)
+        b.ellipsoid(centre, R_pelvis, (0.13, 0.05, 0.12), BAG)
+        strap_top = neck_base + _apply(R_trunk, np.array([0.0, -sign * 0.12, 0.0]))
+        b.capsule(strap_top, centre + np.array([0, 0, 0.1]), 0.012, BAG)
+
+    shapes = b.build(joints)
+    # Ground contact: the lowest foot touches the floor; plus the subject's own bounce.
+    lift = -np.minimum(*feet_bottom) - p.bounce * np.cos(2 * phase)
+    return shapes.transformed(np.eye(3), np.stack([zeros, zeros, lift], -1))
+
+
+def walk_placement(subject: SubjectParams, seq: SequenceParams, view: str, frames: int,
+                   path_centre: tuple[float, float], fps: float = FPS) -> tuple[np.ndarray, np.ndarray]:
+    """Body frame -> world (x right, y away from the camera, z up) per frame: (R [T,3,3], t [T,3]).
+
+    The view is the azimuth of the walking direction relative to the camera (CASIA-B): 000 walks
+    towards the camera, 090 across it (left to right), 180 away from it. The path is centred so
+    that the middle frame is at ``path_centre`` (plus the sequence's small offsets).
+    """
+    theta = np.deg2rad(float(view)) + seq.heading_jitter
+    direction = np.array([np.sin(theta), -np.cos(theta), 0.0])
+    across = np.array([np.cos(theta), np.sin(theta), 0.0])
+    speed = subject.speed * seq.speed_jitter ** 2  # the jitter scales cadence and step length
+    s = (np.arange(frames) - (frames - 1) / 2) / fps * speed + seq.start_offset  # [T] m along the path
+    centre = np.array([path_centre[0], path_centre[1], 0.0]) + seq.lateral_offset * across
+    t = centre[None, :] + s[:, None] * direction[None, :]
+    heading = np.arctan2(direction[1], direction[0])
+    R = _rot_z(np.full(frames, heading))
+    return R, t
