@@ -107,11 +107,12 @@ def save_embeddings(path: str | Path, emb: Embeddings) -> Path:
     return path
 
 
-def to_model_input(frames: np.ndarray | None) -> torch.Tensor | None:
-    """uint8 aligned frames [T, 64, 64] -> float [T, 64, 44] in [0, 1] (cut 10 px per side)."""
+def to_model_input(frames: np.ndarray | None, cut: int = CUT) -> torch.Tensor | None:
+    """uint8 aligned frames [T, 64, 64] -> float [T, 64, 64 - 2 cut] in [0, 1] (cut px per side)."""
     if frames is None:
         return None
-    return torch.from_numpy(np.ascontiguousarray(frames[:, :, CUT:-CUT])).float().div_(255.0)  # [T, 64, 44]
+    width = frames.shape[2]
+    return torch.from_numpy(np.ascontiguousarray(frames[:, :, cut : width - cut])).float().div_(255.0)  # [T, 64, 44]
 
 
 def _pad_stack(seqs: list[torch.Tensor | None], t_max: int) -> torch.Tensor | None:
@@ -149,6 +150,7 @@ def embed_aligned(
     which: str = "fc",
     batch_size: int = 8,
     max_frames: int = 4096,
+    cut: int = CUT,
     quiet: bool = False,
 ) -> Embeddings:
     """Embed every sequence in ``ids`` using all its frames; returns rows in the order of ``ids``.
@@ -163,14 +165,18 @@ def embed_aligned(
     short = [s.key for s, n in zip(ids, lengths, strict=True) if n == 0]
     if short:
         raise ValueError(f"{reader.path}: sequences with no frames: {', '.join(short[:5])}")
+    if "depth" in getattr(getattr(model, "cfg", None), "modalities", ()):
+        no_depth = [s.key for s in ids if not reader.has_depth(s)]
+        if no_depth:
+            raise ValueError(f"{reader.path}: the model uses depth, but {len(no_depth)} sequences have none ({no_depth[0]}, ...)")
     batches = length_batches(lengths, batch_size, max_frames)
     rows: list[np.ndarray | None] = [None] * len(ids)
     with tqdm(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
         for batch in batches:
             seqs = [reader.load(ids[i]) for i in batch]
             t_max = max(lengths[i] for i in batch)
-            sil = _pad_stack([to_model_input(s.sil) for s in seqs], t_max)  # [B, T, 64, 44]
-            depth = _pad_stack([to_model_input(s.depth) for s in seqs], t_max)  # [B, T, 64, 44] or None
+            sil = _pad_stack([to_model_input(s.sil, cut) for s in seqs], t_max)  # [B, T, 64, 44]
+            depth = _pad_stack([to_model_input(s.depth, cut) for s in seqs], t_max)  # [B, T, 64, 44] or None
             lens = torch.tensor([lengths[i] for i in batch], dtype=torch.int64, device=device)  # [B]
             out = _embed(model, sil.to(device), None if depth is None else depth.to(device), lens, which)  # [B, C, P]
             out = out.float().cpu().numpy()

@@ -1,0 +1,127 @@
+"""``depthgait test`` / ``depthgait evaluate``: protocol evaluation of a checkpoint or of an embeddings npz."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.common import device_option, handle_errors, quiet_option, resolve_device
+
+metric_option = click.option(
+    "--metric",
+    type=click.Choice(["euc", "cos"]),
+    default=None,
+    help="Distance: per-part Euclidean averaged over parts, or 1 - mean per-part cosine [default: the manifest's].",
+)
+json_option = click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here."
+)
+plots_option = click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the per-view rank-1 heatmap and the CMC curve (PNG) into this folder.",
+)
+
+
+@click.command("test")
+@click.option(
+    "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True, help="A depthgait checkpoint (.pt)."
+)
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default="cache/aligned.h5", show_default=True)
+@click.option("--manifest", default=None, help="Split and protocol (name or YAML) [default: the run's, else casia-b].")
+@metric_option
+@json_option
+@plots_option
+@click.option(
+    "--save-embeddings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the test embeddings as an npz that `depthgait evaluate` reads.",
+)
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Sequences per forward pass.")
+@device_option
+@quiet_option
+@handle_errors
+def test(
+    checkpoint: Path,
+    data: Path,
+    manifest: str | None,
+    metric: str | None,
+    json_path: Path | None,
+    plots_dir: Path | None,
+    save_embeddings: Path | None,
+    batch_size: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Embed the test subjects with a trained model and print the protocol's table.
+
+    Every frame of each test sequence is used. For CASIA-B: gallery nm-01..04, probes NM/BG/CL,
+    rank-1 per probe view averaged over the other gallery views, as OpenGait reports it.
+
+    \b
+    Example:
+      depthgait test --checkpoint runs/small-cpu/ckpt.pt --data cache/aligned.h5 --manifest casia-b \\
+          --json runs/small-cpu/test.json --plots runs/small-cpu/plots
+    """
+    from depthgait_model.evaluate import test_checkpoint
+
+    if batch_size < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--batch-size")
+    test_checkpoint(
+        checkpoint,
+        data=data,
+        manifest=manifest,
+        device=resolve_device(device),
+        json_path=json_path,
+        plots_dir=plots_dir,
+        metric=metric,
+        embeddings_path=save_embeddings,
+        batch_size=batch_size,
+        quiet=quiet,
+        echo=click.echo,
+    )
+
+
+@click.command("evaluate")
+@click.argument("embeddings", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--protocol", default="casia-b", show_default=True, help="Manifest whose protocol to apply (name or YAML).")
+@metric_option
+@json_option
+@plots_option
+@device_option
+@quiet_option
+@handle_errors
+def evaluate(
+    embeddings: Path,
+    protocol: str,
+    metric: str | None,
+    json_path: Path | None,
+    plots_dir: Path | None,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Evaluate any model's test embeddings (an npz) under a protocol.
+
+    The npz holds `embeddings` (float [N, C, P] or [N, D]) and, as OpenGait names them, `labels`,
+    `types` and `views` (strings such as 075, nm-05, 090): save OpenGait's inference output with
+    np.savez(path, embeddings=..., labels=..., types=..., views=...).
+
+    \b
+    Example:
+      depthgait evaluate opengait_gaitbase.npz --protocol casia-b --metric euc --json gaitbase.json
+    """
+    from depthgait_model.evaluate import evaluate_file
+
+    evaluate_file(
+        embeddings,
+        protocol=protocol,
+        metric=metric,
+        device=resolve_device(device),
+        json_path=json_path,
+        plots_dir=plots_dir,
+        quiet=quiet,
+        echo=click.echo,
+    )
