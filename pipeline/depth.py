@@ -72,7 +72,7 @@ class DepthEstimator:
                 if tuple(pred.shape[-2:]) != self.input_hw:
                     pred = torch.nn.functional.interpolate(pred[:, None], size=self.input_hw, mode="bilinear")[:, 0]
             pred_np = pred.float().cpu().numpy()  # [B, H_in, W_in]
-            for j, ((_, (h, w)), crop) in enumerate(zip(prepared, chunk)):
+            for j, ((_, (h, w)), crop) in enumerate(zip(prepared, chunk, strict=False)):
                 ch, cw = fit_size(crop.shape[0], crop.shape[1], CANVAS)
                 interp = cv2.INTER_AREA if ch < h else cv2.INTER_LINEAR
                 out[start + j, :ch, :cw] = cv2.resize(pred_np[j, :h, :w], (cw, ch), interpolation=interp)

@@ -13,6 +13,7 @@ never takes over a frame in the middle of a sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -78,6 +79,33 @@ class BackgroundModel:
         box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         score = area[keep] / np.maximum(box_area, 1)
         return np.concatenate([boxes, score[:, None].astype(np.float32)], axis=1)
+
+
+BACKGROUND_NAMES = ("{subject}-bkgrd-{view}", "bkgrd-{view}", "background-{view}")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def find_background_file(video: Path, subject: str, view: str) -> Path | None:
+    """A background-only video or image of the same camera beside ``video`` (CASIA-B ships
+    ``001-bkgrd-090.avi``), needed where the walker hardly moves in the frame (frontal views)."""
+    for pattern in BACKGROUND_NAMES:
+        stem = pattern.format(subject=subject, view=view)
+        for path in sorted(video.parent.glob(f"{stem}.*")):
+            if path.is_file() and path != video:
+                return path
+    return None
+
+
+def background_sample(path: Path, max_frames: int = 64) -> np.ndarray:
+    """Frames of a background image or video, uint8 [S, H, W, 3] BGR."""
+    from pipeline.video import VideoReader
+
+    if path.suffix.lower() in IMAGE_EXTS:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path}: not a readable background image")
+        return image[None]
+    return VideoReader(path).sample(max_frames)
 
 
 class BgSubDetector:

@@ -122,10 +122,11 @@ def cache_path(cache_dir: str | Path, seq: SequenceId) -> Path:
     return Path(cache_dir) / "videos" / seq.subject / seq.condition / f"{seq.view}.h5"
 
 
-def fingerprint(settings: dict[str, Any], video: str | Path) -> str:
-    """Hash of the settings and the video's size and mtime: equal means the cache is up to date."""
-    st = Path(video).stat()
-    blob = json.dumps({"settings": settings, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "v": VERSION}, sort_keys=True)
+def fingerprint(settings: dict[str, Any], video: str | Path, extra_files: tuple[str | Path, ...] = ()) -> str:
+    """Hash of the settings and the video's size and mtime (and of other inputs such as a background
+    video): equal means the cache is up to date."""
+    stats = [(Path(f).name, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in (video, *extra_files)]
+    blob = json.dumps({"settings": settings, "files": stats, "v": VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from pipeline.detect import BackgroundModel, make_detector, select_track
+from pipeline.detect import BackgroundModel, background_sample, find_background_file, make_detector, select_track
 from pipeline.extract_cache import (
-    CANVAS, VideoCache, append_error, cache_path, fingerprint, pack_mask, prune_errors, read_fingerprint,
+    CANVAS,
+    VideoCache,
+    append_error,
+    cache_path,
+    fingerprint,
+    pack_mask,
+    prune_errors,
+    read_fingerprint,
     write_video_cache,
 )  # fmt: skip
 from pipeline.manifest import Manifest, ManifestError, SequenceId, identify_by_folders, load_manifest, read_identity_csv
@@ -135,19 +143,32 @@ def crop_boxes(boxes: np.ndarray, margin: float, width: int, height: int) -> np.
     return out
 
 
+def video_settings(settings: ExtractSettings, video: Path, seq: SequenceId) -> tuple[dict[str, Any], str, Path | None]:
+    """``(recorded settings, fingerprint, background file or None)`` of one video."""
+    bg_file = find_background_file(video, seq.subject, seq.view) if settings.needs_background else None
+    rec = settings.recorded()
+    if settings.needs_background:
+        rec["background"] = bg_file.name if bg_file else "median of the video"
+    return rec, fingerprint(rec, video, (bg_file,) if bg_file else ()), bg_file
+
+
 def extract_video(
-    path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, fp: str = "", progress: bool = False
+    path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, progress: bool = False
 ) -> tuple[VideoCache, list[tuple[str, str]]]:
     """Run the stages on one video; returns the cache record and its warnings ``(stage, message)``."""
     warnings: list[tuple[str, str]] = []
     bs = settings.batch_size
+    recorded, fp, bg_file = video_settings(settings, path, seq)
     with stage("decode", path):
         reader = VideoReader(path)
         info = reader.info
     background = None
     if settings.needs_background:
-        with stage("background", path):
-            background = BackgroundModel(reader.sample(settings.background_frames))
+        with stage("background", bg_file or path):
+            sample = background_sample(bg_file, settings.background_frames) if bg_file else reader.sample(settings.background_frames)
+            if sample.shape[1:3] != (info.height, info.width):
+                raise ValueError(f"{bg_file}: {sample.shape[2]}x{sample.shape[1]}, the video is {info.width}x{info.height}")
+            background = BackgroundModel(sample)
     models.detector.reset(background)
     models.segmenter.reset(background)
 
@@ -166,6 +187,13 @@ def extract_video(
     track = select_track(candidates)
     if track is None:
         raise StageError("detect", f"{path}: no person found in any of its {n} frames")
+    if settings.needs_background and bg_file is None and len(track.frames) >= MIN_FRAMES:
+        centre = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+        if np.ptp(centre) < np.mean(track.boxes[:, 2] - track.boxes[:, 0]):
+            warnings.append(("background", (
+                f"{path}: the person hardly moves across the frame (frontal view?), so a background taken from this "
+                f"video holds them; put a background video {seq.subject}-bkgrd-{seq.view}{path.suffix} beside it"
+            )))  # fmt: skip
 
     crops = crop_boxes(track.boxes, settings.margin, info.width, info.height)  # int32 [T, 4]
     t = len(track.frames)
@@ -180,7 +208,7 @@ def extract_video(
             with stage("segment", path):
                 masks = models.segmenter(frames, [b[None] for b in track.boxes[rows]])  # list of bool [1, H, W]
             rgb_crops = []
-            for k, (frame, m, (x0, y0, x1, y1)) in enumerate(zip(frames, masks, crops[rows])):
+            for k, (frame, m, (x0, y0, x1, y1)) in enumerate(zip(frames, masks, crops[rows], strict=False)):
                 mask[row + k], size = pack_mask(m[0, y0:y1, x0:x1])
                 crop_size[row + k] = size
                 rgb_crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]))  # RGB [h, w, 3]
@@ -194,7 +222,7 @@ def extract_video(
         warnings.append(("segment", f"{path}: every silhouette is empty"))
     cache = VideoCache(
         video=str(path), subject=seq.subject, condition=seq.condition, view=seq.view, fps=info.fps, width=info.width,
-        height=info.height, n_frames=n, fingerprint=fp, settings=settings.recorded(),
+        height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
         depth_near_is_large=bool(models.depth.near_is_large), frames=track.frames, box=track.boxes,
         score=track.scores, crop_box=crops, crop_size=crop_size, mask=mask, depth=depth.astype(np.float16),
     )  # fmt: skip
@@ -267,7 +295,7 @@ class ExtractSummary:
 
 
 def _process(
-    video: Path, seq: SequenceId, target: Path, settings: ExtractSettings, fp: str, models: Models | None, progress: bool,
+    video: Path, seq: SequenceId, target: Path, settings: ExtractSettings, models: Models | None, progress: bool,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """One video in this process (or a joblib worker): write the cache, report rows as data."""
@@ -276,7 +304,7 @@ def _process(
 
         torch.set_num_threads(threads)
     try:
-        cache, warnings = extract_video(video, seq, settings, models or load_models(settings), fp, progress)
+        cache, warnings = extract_video(video, seq, settings, models or load_models(settings), progress)
         with stage("write", video):
             write_video_cache(target, cache)
         return {"video": str(video), "ok": True, "frames": len(cache), "warnings": warnings}
@@ -306,15 +334,13 @@ def run_extract(
         raise ValueError(f"{root}: no videos ({', '.join(man.extensions)}) found, recursively")
     found, bad = identify(videos, root, man, layout)
     summary = ExtractSummary(found=len(videos))
-    recorded = settings.recorded()
     todo = []
     for video, seq in found:
         target = cache_path(cache_dir, seq)
-        fp = fingerprint(recorded, video)
-        if not overwrite and read_fingerprint(target) == fp:
+        if not overwrite and read_fingerprint(target) == video_settings(settings, video, seq)[1]:
             summary.skipped += 1
         else:
-            todo.append((video, seq, target, fp))
+            todo.append((video, seq, target))
     prune_errors(cache_dir, {str(v) for v, *_ in todo} | {str(v) for v, _ in bad})
     for video, why in bad:
         summary.rows.append(append_error(cache_dir, video, "identify", why))
@@ -331,13 +357,13 @@ def run_extract(
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=quiet)
     if workers <= 1:
         models = models or load_models(settings)
-        results: Any = (_process(v, s, t, settings, fp, models, not quiet) for v, s, t, fp in todo)
+        results: Any = (_process(v, s, t, settings, models, not quiet) for v, s, t in todo)
     else:
         from joblib import Parallel, delayed
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         results = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_process)(v, s, t, settings, fp, None, False, threads) for v, s, t, fp in todo
+            delayed(_process)(v, s, t, settings, None, False, threads) for v, s, t in todo
         )
     with bar:
         for res in results:

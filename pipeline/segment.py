@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.detect import BackgroundModel, box_iou
-from pipeline.weights import MissingWeightsError, SAM_EMBED_DIMS, resolve_sam_checkpoint, resolve_yolo_weights
+from pipeline.weights import SAM_EMBED_DIMS, MissingWeightsError, resolve_sam_checkpoint, resolve_yolo_weights
 
 
 def _box_mask(shape: tuple[int, int], box: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ class BgSubSegmenter:
         if self.model is None:
             raise RuntimeError("BgSubSegmenter needs reset(BackgroundModel) before a video")
         out = []
-        for frame, fb in zip(frames, boxes):
+        for frame, fb in zip(frames, boxes, strict=False):
             fg = self.model.foreground(frame)  # bool [H, W]
             out.append(np.stack([fg & _box_mask(fg.shape, b) for b in fb]) if len(fb) else np.zeros((0, *fg.shape), bool))
         return out
@@ -71,7 +71,7 @@ class YoloSegSegmenter:
             list(frames), classes=[0], conf=self.conf, imgsz=self.imgsz, device=self.device, retina_masks=True, verbose=False
         )
         out = []
-        for frame, fb, r in zip(frames, boxes, results):
+        for frame, fb, r in zip(frames, boxes, results, strict=False):
             masks = np.zeros((len(fb), *frame.shape[:2]), dtype=bool)
             if r.masks is not None and len(fb):
                 pred = r.masks.data.cpu().numpy() > 0.5  # [N, H, W]
@@ -125,9 +125,9 @@ class SamSegmenter:
     def __call__(self, frames: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
-        out: list[np.ndarray] = [np.zeros((len(b), *f.shape[:2]), dtype=bool) for f, b in zip(frames, boxes)]
+        out: list[np.ndarray] = [np.zeros((len(b), *f.shape[:2]), dtype=bool) for f, b in zip(frames, boxes, strict=False)]
         batch, where = [], []
-        for i, (frame, fb) in enumerate(zip(frames, boxes)):
+        for i, (frame, fb) in enumerate(zip(frames, boxes, strict=False)):
             if not len(fb):
                 continue
             rgb = np.ascontiguousarray(frame[..., ::-1])
@@ -142,7 +142,7 @@ class SamSegmenter:
         if batch:
             with torch.inference_mode():
                 results = self.model(batch, multimask_output=False)  # encoder on [B, 3, S, S] at once
-            for i, r in zip(where, results):
+            for i, r in zip(where, results, strict=False):
                 out[i] = r["masks"][:, 0].cpu().numpy()  # [K, H, W] bool
         return out
 

@@ -55,9 +55,18 @@ def _find_file(name: str, extra: list[Path]) -> Path | None:
 def resolve_hf_model(name_or_dir: str) -> str:
     """Return a local folder or a Hub id that ``from_pretrained`` can load without waiting on a network.
 
-    A local folder must hold ``config.json``. A Hub id is accepted when it is in the Hugging Face
+    A local folder must hold ``config.json``. A name of a model shipped with depthgait
+    (``pipeline.shipped_models``) is its folder. A Hub id is accepted when it is in the Hugging Face
     cache, or when the Hub may be reached (``HF_HUB_OFFLINE`` unset); otherwise it is an error.
     """
+    from pipeline.shipped_models import resolve_shipped
+
+    try:
+        shipped = resolve_shipped(name_or_dir)
+    except FileNotFoundError as exc:
+        raise MissingWeightsError(str(exc)) from exc
+    if shipped is not None:
+        return str(shipped)
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
