@@ -1,0 +1,158 @@
+"""The cache tools through the real CLI: ``depthgait-prep align``, ``status`` and ``show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_align import make_cache
+
+from cli.prep import main
+from pipeline.aligned_store import AlignedReader, AlignedSequence
+from pipeline.contact_sheet import GAP, TITLE_H, sequences_sheet
+from pipeline.extract_cache import append_error
+from pipeline.manifest import SequenceId
+
+A, B, SHORT = SequenceId("001", "nm-01", "090"), SequenceId("002", "bg-01", "000"), SequenceId("003", "cl-01", "180")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def cache(tmp_path: Path) -> Path:
+    """Two good sequences (one with 2 empty frames), one too short, one failed video, one warning."""
+    root = tmp_path / "cache"
+    make_cache(root, A, n_frames=9, empty=(3, 4), video=str(tmp_path / "001-nm-01-090.avi"))
+    make_cache(root, B, n_frames=6, video=str(tmp_path / "002-bg-01-000.avi"))
+    make_cache(root, SHORT, n_frames=6, empty=(0, 2, 5), video=str(tmp_path / "003-cl-01-180.avi"))
+    append_error(root, tmp_path / "004-nm-01-090.avi", "decode", "004-nm-01-090.avi: zero-byte file")
+    append_error(root, tmp_path / "005-nm-01-090.avi", "detect", "005-nm-01-090.avi: no person found")
+    append_error(root, tmp_path / "002-bg-01-000.avi", "decode", "002-bg-01-000.avi: grayscale video", level="warning")
+    return root
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for name in ("align", "status", "show"):
+        result = invoke(name, "--help")
+        assert result.exit_code == 0 and "Example:" in result.output and f"depthgait-prep {name}" in result.output
+
+
+def test_align_cli_writes_reports_and_skips(cache: Path) -> None:
+    result = invoke("align", "--cache", str(cache), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "2 sequences, 13 frames" in result.output
+    assert "003/cl-01/180 (3 frames)" in result.output  # too short is reported by name
+    with AlignedReader(cache / "aligned.h5") as reader:
+        assert reader.ids() == [A, B]
+    again = invoke("align", "--cache", str(cache), "--quiet")
+    assert again.exit_code == 0 and "up to date" in again.output
+    redo = invoke("align", "--cache", str(cache), "--quiet", "--overwrite", "--min-frames", "3")
+    assert "wrote" in redo.output and "3 sequences" in redo.output
+
+
+def test_align_cli_errors(tmp_path: Path, cache: Path) -> None:
+    empty = invoke("align", "--cache", str(tmp_path / "nothing"), "--quiet")
+    assert empty.exit_code == 1 and "no per-video caches" in empty.output and "Traceback" not in empty.output
+    bad = cache / "videos/009/nm-01/090.h5"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("garbage")
+    partial = invoke("align", "--cache", str(cache), "--quiet")
+    assert partial.exit_code == 1  # the exit code says some failed ...
+    assert f"failed: {bad}" in partial.output and "1 cache(s) could not be aligned" in partial.output
+    with AlignedReader(cache / "aligned.h5") as reader:
+        assert len(reader.ids()) == 2  # ... and the rest were written
+
+
+def test_status_counts_match(cache: Path) -> None:
+    before = json.loads(invoke("status", "--cache", str(cache), "--json").output)
+    assert before["videos_done"] == 3 and before["aligned"] is None
+    assert before["frames_with_person"] == 9 + 6 + 6 and before["frames_decoded"] == 11 + 8 + 8
+    assert sorted(Path(v).name for v in before["failed"]) == ["004-nm-01-090.avi", "005-nm-01-090.avi"]
+    assert {row["stage"] for row in before["failed"].values()} == {"decode", "detect"}
+    assert [Path(w["video"]).name for w in before["warnings"]] == ["002-bg-01-000.avi"]
+
+    invoke("align", "--cache", str(cache), "--quiet")
+    after = json.loads(invoke("status", "--cache", str(cache), "--json").output)["aligned"]
+    assert after["up_to_date"] is True
+    assert after["sequences"] == 2 and after["frames_kept"] == 7 + 6 and after["frames_dropped"] == 2 + 3
+    assert after["too_short"] == [["003/cl-01/180", 3]]
+
+    text = invoke("status", "--cache", str(cache)).output
+    assert "videos failed: 2" in text and "no person found" in text and "up to date" in text
+
+    make_cache(cache, SequenceId("010", "nm-01", "090"), n_frames=6)  # a new cache: the file is stale
+    stale = json.loads(invoke("status", "--cache", str(cache), "--json").output)["aligned"]
+    assert stale["up_to_date"] is False
+
+
+def test_status_of_a_missing_cache_is_a_clear_error(tmp_path: Path) -> None:
+    result = invoke("status", "--cache", str(tmp_path / "nope"))
+    assert result.exit_code == 1 and "no such cache folder" in result.output
+
+
+def write_video(path: Path, n_frames: int, size: tuple[int, int] = (120, 160)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (size[1], size[0]))
+    assert writer.isOpened()
+    for t in range(n_frames):
+        writer.write(np.full((*size, 3), 30 + 10 * t, np.uint8))
+    writer.release()
+
+
+def test_show_writes_a_png_of_the_expected_size(tmp_path: Path, cache: Path) -> None:
+    invoke("align", "--cache", str(cache), "--quiet")
+    out = tmp_path / "sheet.png"
+    result = invoke(
+        "show", "001/nm-01/090", "--cache", str(cache), "--out", str(out), "--max-frames", "6", "--cols", "4"
+    )
+    assert result.exit_code == 0, result.output
+    assert "raw frames left out" in result.output  # no video on disk yet
+    image = cv2.imread(str(out))
+    cell_w, cell_h = 2 * 64 * 2, 64 * 2  # silhouette + depth, scale 2
+    assert image.shape == (TITLE_H + GAP + 2 * (cell_h + GAP), 4 * cell_w + 5 * GAP, 3)
+    # the first cell shows the stored silhouette (scaled by 2) and its depth is black outside it
+    with AlignedReader(cache / "aligned.h5") as reader:
+        seq = reader.load(A)
+    y, x = TITLE_H + GAP, GAP
+    sil_px = image[y : y + cell_h : 2, x : x + 128 : 2, 0]
+    np.testing.assert_array_equal(sil_px[16:] > 127, seq.sil[0][16:] > 0)  # below the frame label
+    depth_px = image[y + 32 : y + cell_h : 2, x + 128 : x + cell_w : 2].max(axis=2)
+    assert (depth_px[seq.sil[0][16:] == 0] == 0).all()
+
+    write_video(tmp_path / "001-nm-01-090.avi", n_frames=11)  # now the raw frames can be drawn
+    with_raw = invoke(
+        "show", "001/nm-01/090", "--cache", str(cache), "--out", str(out), "--max-frames", "6", "--cols", "4"
+    )
+    assert "raw frames left out" not in with_raw.output
+    image = cv2.imread(str(out))
+    assert image.shape[0] == TITLE_H + GAP + 2 * (cell_h + GAP) + cell_w + GAP
+    raw = image[-cell_w - GAP : -GAP, GAP : GAP + cell_w]
+    assert (raw[..., 2] > 200).any() and (raw[..., 1] > raw[..., 0] + 40).any()  # red box, green mask tint
+
+
+def test_show_unknown_sequence_names_what_exists(tmp_path: Path, cache: Path) -> None:
+    invoke("align", "--cache", str(cache), "--quiet")
+    result = invoke("show", "001/nm-01/999", "--cache", str(cache), "--out", str(tmp_path / "x.png"))
+    assert result.exit_code == 1 and "not in" in result.output and "001/nm-01/090" in result.output
+    assert not (tmp_path / "x.png").exists()
+    bad_key = invoke("show", "001-nm-01", "--cache", str(cache))
+    assert bad_key.exit_code == 1 and "<subject>/<condition>/<view>" in bad_key.output
+
+
+def test_sheet_of_several_sequences() -> None:
+    rng = np.random.default_rng(0)
+    seqs = []
+    for i, t in enumerate((10, 3)):
+        sil = (rng.random((t, 64, 64)) > 0.5).astype(np.uint8) * 255
+        seqs.append(AlignedSequence(SequenceId(f"00{i}", "nm-01", "090"), sil, sil // 2, np.arange(t, dtype=np.int32)))
+    image = sequences_sheet(seqs, frames_per_seq=4, scale=1)
+    row_h = TITLE_H + 64 + 2 * GAP
+    assert image.shape == (2 * row_h, 4 * 128 + 5 * GAP, 3)
+    y, x = row_h + TITLE_H + GAP, 3 * (128 + GAP) + GAP  # the short sequence's 4th (empty) slot
+    assert image[y : y + 64, x : x + 128].max() == 0
+    assert image[y : y + 64, x - 128 - GAP : x - GAP].max() == 255  # its 3rd frame is drawn
