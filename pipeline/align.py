@@ -77,9 +77,12 @@ def normalise_depth(
 
 def _centre_cut(img: np.ndarray, x_centre: int) -> np.ndarray:
     """Columns ``x_centre - 32 .. x_centre + 32`` of ``img`` [64, W], zero where they fall outside."""
-    half = OUT_SIZE // 2
-    padded = np.pad(img, ((0, 0), (half, half)))  # [64, W + 64]
-    return padded[:, x_centre : x_centre + OUT_SIZE]  # [64, 64]
+    out = np.zeros((OUT_SIZE, OUT_SIZE), dtype=img.dtype)  # [64, 64]
+    lo, hi = x_centre - OUT_SIZE // 2, x_centre + OUT_SIZE // 2
+    src_lo, src_hi = max(lo, 0), min(hi, img.shape[1])
+    if src_hi > src_lo:
+        out[:, src_lo - lo : src_hi - lo] = img[:, src_lo:src_hi]
+    return out
 
 
 def align_frame(
@@ -95,7 +98,8 @@ def align_frame(
         return None
     cols = np.flatnonzero(m.any(axis=0))
     left, right = int(cols[0]), int(cols[-1]) + 1  # columns outside the body change nothing but cost time
-    m_crop = m[top : bottom + 1, left:right].astype(np.float32)  # [h, w]
+    m_box = m[top : bottom + 1, left:right]  # bool [h, w]: the silhouette's bounding box
+    m_crop = m_box.astype(np.float32)  # [h, w]
     h, w = m_crop.shape
     new_w = max(1, int(round(OUT_SIZE * w / h)))
     interp = _INTERPOLATIONS[settings.interpolation]
@@ -108,8 +112,8 @@ def align_frame(
     sil_out = _centre_cut(sil.astype(np.uint8) * 255, x_centre)  # uint8 [64, 64]
     if depth is None:
         return sil_out, None
-    d_norm = normalise_depth(depth, mask, near_is_large, settings.depth_percentiles)  # [H, W]
-    d_crop = d_norm[top : bottom + 1, left:right]  # [h, w], 0 outside the mask
+    d_box = depth[top : bottom + 1, left:right]  # [h, w]: the whole silhouette is inside its box
+    d_crop = normalise_depth(d_box, m_box, near_is_large, settings.depth_percentiles)  # [h, w], 0 outside
     weighted = cv2.resize(d_crop, (new_w, OUT_SIZE), interpolation=interp)  # [64, W']
     d_small = np.where(sil, weighted / np.maximum(cover, 1e-6), 0.0)  # [64, W'], sil implies cover >= 0.5
     d_small = np.clip(np.rint(d_small), 0, 255).astype(np.uint8)
