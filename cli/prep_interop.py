@@ -60,7 +60,10 @@ def export(fmt: str, out_dir: Path, data: Path, manifest: str, modalities: str |
 @click.option("--depth-pattern", default=None, help="opengait: glob of the depth pkl in each folder.")
 @click.option("--depth", "depth_model", default=DEFAULT_DEPTH, show_default=True, help="sustech1k: depth model (Hub id or folder).")
 @click.option("--manifest", default=None, help="Split to report (default: sustech1k for --format sustech1k).")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="sustech1k: depth-model batch.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="sustech1k: depth-model batch.")
+@click.option(
+    "--depth-input-height", type=int, default=266, show_default=True, help="sustech1k: crop height fed to the depth model."
+)
 @device_option
 @quiet_option
 @handle_errors
@@ -74,6 +77,7 @@ def import_(
     depth_model: str,
     manifest: str | None,
     batch_size: int,
+    depth_input_height: int,
     device: str,
     quiet: bool,
 ) -> None:
@@ -98,9 +102,11 @@ def import_(
         from pipeline.sustech1k import import_sustech1k
 
         manifest = manifest or "sustech1k"
-        result = import_sustech1k(
-            src, out, depth_model, device=resolve_device(device), batch_size=batch_size, manifest=manifest, quiet=quiet
-        )
+        from pipeline.depth import DepthEstimator
+
+        load_manifest(manifest)  # a wrong name fails before the depth model loads
+        estimator = DepthEstimator(depth_model, resolve_device(device), depth_input_height, batch_size)
+        result = import_sustech1k(src, out, manifest=manifest, estimator=estimator, quiet=quiet)
     click.echo(f"imported {result.imported} sequences ({result.with_depth} with depth) into {out}")
     if manifest:
         from pipeline.aligned_store import AlignedReader
