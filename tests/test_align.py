@@ -303,3 +303,24 @@ def test_workers_give_the_same_file(tmp_path: Path) -> None:
         assert one.ids() == two.ids() and len(one.ids()) == 3
         for seq in one.ids():
             np.testing.assert_array_equal(one.load(seq).depth, two.load(seq).depth)
+
+
+def test_a_run_killed_midway_leaves_no_file_and_the_rerun_completes(tmp_path: Path, monkeypatch) -> None:
+    import pipeline.align_runner as runner
+
+    for i in range(3):
+        make_cache(tmp_path, SequenceId(f"00{i}", "nm-01", "090"), n_frames=5)
+    real, calls = runner.align_cache, []
+
+    def dying(path, settings):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C on the second sequence
+        return real(path, settings)
+
+    monkeypatch.setattr(runner, "align_cache", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_align(tmp_path, quiet=True)
+    assert not (tmp_path / "aligned.h5").exists() and not list(tmp_path.glob(".tmp-*"))
+    monkeypatch.setattr(runner, "align_cache", real)
+    assert len(run_align(tmp_path, quiet=True).by_status("ok")) == 3
