@@ -217,7 +217,7 @@ class Shapes:
     ell_mat: np.ndarray
     joints: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def transformed(self, R: np.ndarray, t: np.ndarray) -> "Shapes":
+    def transformed(self, R: np.ndarray, t: np.ndarray) -> Shapes:
         """Apply p -> R p + t, with R [T, 3, 3] (or [3, 3]) and t [T, 3] (or [3])."""
         R = np.broadcast_to(R, (self.cap_a.shape[0], 3, 3))
         t = np.broadcast_to(t, (self.cap_a.shape[0], 3))

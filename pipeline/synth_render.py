@@ -35,7 +35,7 @@ class Camera:
     tilt: float = float(np.deg2rad(5.0))
 
     @classmethod
-    def for_size(cls, size: tuple[int, int]) -> "Camera":
+    def for_size(cls, size: tuple[int, int]) -> Camera:
         width, height = size
         return cls(width=width, height=height, focal=520.0 * width / 320.0)
 
