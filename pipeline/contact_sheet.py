@@ -6,7 +6,7 @@ Layout of one sequence's sheet (all sizes in pixels, ``s`` = ``scale``, ``g`` = 
 - a grid of cells, ``cols`` per row, each cell the aligned silhouette and the aligned depth side by side
   (``128 s`` wide, ``64 s`` high), with the source frame index written on it; ``g`` between cells and
   around the grid, so the width is ``cols * 128 s + (cols + 1) g``;
-- when the video is at hand, one more row of raw frames (``128 s`` square panels, letterboxed) with
+- when the video is at hand, one more row of raw frames (``128 s`` wide, the video's aspect) with
   the person box in red and the silhouette tinted green, so a wrong box or mask is obvious.
 
 Depth is drawn with the inferno colour map (bright yellow = near), black outside the silhouette.
@@ -72,8 +72,8 @@ def title_bar(text: str, width: int) -> np.ndarray:
     return bar
 
 
-def raw_panels(cache: VideoCache, frames: list[int], size: int) -> list[np.ndarray]:
-    """Decode ``frames`` (source indices present in ``cache``) and draw box and mask on each, ``size`` square."""
+def raw_panels(cache: VideoCache, frames: list[int], width: int) -> list[np.ndarray]:
+    """Decode ``frames`` (source indices present in ``cache``), draw box and mask, scale to ``width``."""
     rows = {int(f): i for i, f in enumerate(cache.frames)}
     wanted = sorted(f for f in set(frames) if f in rows)
     capture = cv2.VideoCapture(str(cache.video))
@@ -105,11 +105,9 @@ def raw_panels(cache: VideoCache, frames: list[int], size: int) -> list[np.ndarr
             region[mask] = (0.5 * region[mask] + np.array([0, 127, 0])).astype(np.uint8)
         bx0, by0, bx1, by1 = (int(round(v)) for v in cache.box[i])
         cv2.rectangle(image, (bx0, by0), (bx1, by1), (0, 0, 255), 2)
-        scale = size / max(image.shape[:2])
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        panel = np.zeros((size, size, 3), np.uint8)
-        panel[: small.shape[0], : small.shape[1]] = small
-        cv2.putText(panel, f"frame {f}", (3, size - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        height = max(1, round(width * image.shape[0] / image.shape[1]))
+        panel = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        cv2.putText(panel, f"frame {f}", (3, height - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         panels.append(panel)
     return panels
 
@@ -128,7 +126,7 @@ def sequence_sheet(
     parts = [grid(cells, cols)]
     if cache is not None:
         picks = [int(seq.frames[i]) for i in idx[sample_indices(len(idx), cols)]]
-        panels = raw_panels(cache, picks, cells[0].shape[1])  # square panels as wide as a cell
+        panels = raw_panels(cache, picks, cells[0].shape[1])  # panels as wide as a cell
         if panels:
             raw = grid(panels, cols)
             parts.append(raw[GAP:])  # the grid above already ends with a gap

@@ -130,8 +130,8 @@ def test_show_writes_a_png_of_the_expected_size(tmp_path: Path, cache: Path) -> 
     )
     assert "raw frames left out" not in with_raw.output
     image = cv2.imread(str(out))
-    assert image.shape[0] == TITLE_H + GAP + 2 * (cell_h + GAP) + cell_w + GAP
-    raw = image[-cell_w - GAP : -GAP, GAP : GAP + cell_w]
+    assert image.shape[0] == TITLE_H + GAP + 2 * (cell_h + GAP) + cell_w * 120 // 160 + GAP
+    raw = image[-cell_w * 120 // 160 - GAP : -GAP, GAP : GAP + cell_w]
     assert (raw[..., 2] > 200).any() and (raw[..., 1] > raw[..., 0] + 40).any()  # red box, green mask tint
 
 
