@@ -38,19 +38,19 @@ class BackgroundModel:
         self.mog = cv2.createBackgroundSubtractorMOG2(history=50, varThreshold=var_threshold, detectShadows=True)
         for _ in range(10):
             self.mog.apply(self.background, learningRate=-1)
-        # Small kernels scaled to the frame: remove speckle, close gaps inside the body.
+        # Speckle is removed by component size, not by morphology: an opening erases thin limbs and a
+        # closing fills the gap between the legs (both cost IoU on the synthetic truth).
+        self.min_speckle = max(4, int(2e-4 * h * w))
         k = max(3, (min(h, w) // 80) | 1)
-        self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k + 2, 2 * k + 1))
         self._group = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k + 1, 4 * k + 1))
 
     def foreground(self, frame: np.ndarray) -> np.ndarray:
-        """bool [H, W]: moving pixels, shadows (MOG2 value 127) excluded, cleaned morphologically."""
-        fg = self.mog.apply(frame, learningRate=0)
-        fg = np.where(fg == 255, np.uint8(255), np.uint8(0))
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open)
-        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
-        return fg > 0
+        """bool [H, W]: moving pixels, shadows (MOG2 value 127) excluded, specks dropped."""
+        fg = np.where(self.mog.apply(frame, learningRate=0) == 255, np.uint8(1), np.uint8(0))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        keep = stats[:, cv2.CC_STAT_AREA] >= self.min_speckle
+        keep[0] = False
+        return keep[labels]
 
     def blobs(self, fg: np.ndarray) -> np.ndarray:
         """Candidates [K, 5] from a foreground mask: pieces close to each other form one blob
