@@ -1,0 +1,120 @@
+"""``depthgait embed`` / ``depthgait identify``: a trained model on people's own videos."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.common import handle_errors, quiet_option, resolve_device
+
+DEFAULT_DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
+
+infer_device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+    help="Where the network and the extract models run (CPU unless asked).",
+)
+checkpoint_option = click.option(
+    "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Trained ckpt.pt."
+)
+
+
+def extract_options(func):
+    """The extract backends used on raw videos (as `depthgait-prep extract` names them)."""
+    for option in reversed([
+        click.option("--detector", type=click.Choice(["bgsub", "yolo"]), default="bgsub", show_default=True),
+        click.option("--segmenter", type=click.Choice(["bgsub", "sam", "yolo-seg"]), default="bgsub", show_default=True),
+        click.option("--depth", "depth_model", default=DEFAULT_DEPTH, show_default=True, help="Depth model (Hub id or folder)."),
+        click.option("--depth-input-height", type=int, default=266, show_default=True, help="Crop height fed to the depth model."),
+        click.option("--manifest", default="casia-b", show_default=True, help="Naming of video files (--layout names)."),
+    ]):  # fmt: skip
+        func = option(func)
+    return func
+
+
+def _inference(
+    checkpoint: Path, device: str, detector: str, segmenter: str, depth_model: str, depth_input_height: int, quiet: bool
+):
+    from depthgait_model.infer import Inference
+    from pipeline.runner import ExtractSettings
+
+    dev = resolve_device(device)
+    settings = ExtractSettings(
+        detector=detector, segmenter=segmenter, depth=depth_model, device=dev, depth_input_height=depth_input_height
+    )
+    return Inference(checkpoint, dev, settings, quiet=quiet)
+
+
+@click.command("embed")
+@checkpoint_option
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Embeddings .npz to write.")
+@click.option("--layout", default="names", show_default=True, help="Identity of videos: names, folders or a CSV file.")
+@extract_options
+@infer_device_option
+@quiet_option
+@handle_errors
+def embed(
+    checkpoint: Path, inputs: tuple[Path, ...], out: Path, layout: str, detector: str, segmenter: str,
+    depth_model: str, depth_input_height: int, manifest: str, device: str, quiet: bool,
+) -> None:
+    """Embed videos (the whole chain, in memory) or aligned.h5 files into an .npz gallery.
+
+    \b
+    Examples:
+      depthgait embed --checkpoint runs/small-cpu/ckpt.pt videos/ --out gallery.npz
+      depthgait embed --checkpoint runs/small-cpu/ckpt.pt cache/aligned.h5 --out test.npz
+      depthgait embed --checkpoint ckpt.pt people/ --layout folders --detector yolo --segmenter sam --device cuda --out g.npz
+    The npz holds embeddings, labels, types, views, as `depthgait evaluate` reads them.
+    Videos with no usable person are listed and skipped (exit code 1); the rest are written.
+    """
+    from depthgait_model.embeddings import save_embeddings
+    from depthgait_model.infer import embed_inputs
+    from pipeline.manifest import load_manifest
+
+    inf = _inference(checkpoint, device, detector, segmenter, depth_model, depth_input_height, quiet)
+    result = embed_inputs(inf, inputs, load_manifest(manifest), layout)
+    save_embeddings(out, result.embeddings)
+    emb = result.embeddings
+    click.echo(f"wrote {len(emb)} embeddings of {len(set(emb.labels))} subjects to {out}")
+    for _, reason in result.failed:
+        click.echo(f"skipped: {reason}", err=True)
+    if result.failed:
+        raise click.ClickException(f"{len(result.failed)} inputs skipped (listed above); the rest were written")
+
+
+@click.command("identify")
+@checkpoint_option
+@click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), required=True, help="npz from `depthgait embed`.")
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top-k", type=int, default=5, show_default=True)
+@click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
+@extract_options
+@infer_device_option
+@quiet_option
+@handle_errors
+def identify(
+    checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, as_json: bool, detector: str,
+    segmenter: str, depth_model: str, depth_input_height: int, manifest: str, device: str, quiet: bool,
+) -> None:
+    """Print the gallery identities closest to the person walking in VIDEO.
+
+    \b
+    Example:
+      depthgait identify --checkpoint runs/small-cpu/ckpt.pt --gallery gallery.npz walk.mp4 --top-k 5
+    Exit code 1 when the video holds no usable person.
+    """
+    from depthgait_model.embeddings import load_embeddings
+    from depthgait_model.infer import identify_video
+    from pipeline.manifest import load_manifest
+
+    gallery_emb = load_embeddings(gallery)
+    inf = _inference(checkpoint, device, detector, segmenter, depth_model, depth_input_height, quiet)
+    matches = identify_video(inf, gallery_emb, video, load_manifest(manifest), top_k, metric)
+    if as_json:
+        click.echo(json.dumps({"video": str(video), "metric": metric, "matches": [m.__dict__ for m in matches]}, indent=2))
+        return
+    click.echo(f"{video}: closest of {len(set(gallery_emb.labels))} gallery subjects ({metric} distance)")
+    for rank, m in enumerate(matches, 1):
+        click.echo(f"{rank:>3}. {m.label:<12} {m.distance:10.4f}   (nearest sequence {m.type} {m.view})")

@@ -1,0 +1,230 @@
+"""Use a trained model on people's own videos: ``embed`` a gallery, ``identify`` a probe video.
+
+The whole chain runs in memory, with the same code as the offline pipeline: ``pipeline.runner``
+(decode, detect, one track, segment, depth on the crop), ``pipeline.align`` (OpenGait alignment
+of silhouette and depth together) and ``depthgait_model.embeddings`` (the network over all frames).
+Nothing is written between the stages. The network and the extract models are loaded once per
+``Inference`` and reused for every video. Sequences can also come from an existing ``aligned.h5``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from depthgait_model.embeddings import Embeddings, embed_aligned
+from pipeline.align import AlignSettings, align_frames
+from pipeline.aligned_store import AlignedReader, AlignedSequence
+from pipeline.extract_cache import unpack_canvas
+from pipeline.manifest import Manifest, ManifestError, SequenceId
+from pipeline.runner import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
+
+ALIGNED_SUFFIXES = (".h5", ".hdf5")
+
+
+class NoPersonError(ValueError):
+    """The video held no usable walking person (none found, or too few usable frames)."""
+
+
+class MemoryReader:
+    """In-memory sequences behind the ``AlignedReader`` calls that ``embed_aligned`` makes."""
+
+    def __init__(self, seqs: Sequence[AlignedSequence], name: str = "<videos>") -> None:
+        self.path = Path(name)
+        self._seqs = {s.id: s for s in seqs}
+
+    def ids(self) -> list[SequenceId]:
+        return list(self._seqs)
+
+    def length(self, seq: SequenceId) -> int:
+        return len(self._seqs[seq].frames)
+
+    def has_depth(self, seq: SequenceId) -> bool:
+        return self._seqs[seq].depth is not None
+
+    def load(self, seq: SequenceId) -> AlignedSequence:
+        return self._seqs[seq]
+
+
+@dataclass
+class Match:
+    label: str  # gallery subject
+    distance: float  # smallest distance to any of that subject's gallery sequences
+    type: str  # condition of the closest gallery sequence
+    view: str  # view of the closest gallery sequence
+
+
+class Inference:
+    """A trained model plus the extract models; both loaded once, used for many videos.
+
+    ``device`` is ``"cpu"`` unless asked; the extract models run on the same device.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        extract: ExtractSettings | None = None,
+        align: AlignSettings | None = None,
+        which: str = "fc",
+        quiet: bool = False,
+    ) -> None:
+        from depthgait_model.checkpoint import load_model
+
+        self.device = device
+        self.model, self.run_config, self.meta = load_model(checkpoint, device)
+        self.extract = extract or ExtractSettings(device=device)
+        self.align = align or AlignSettings()
+        self.which, self.quiet = which, quiet
+        self._models: Any = None
+
+    @property
+    def uses_depth(self) -> bool:
+        return "depth" in self.run_config.model.modalities
+
+    def models(self) -> Any:
+        """The detector, segmenter and depth model, loaded on the first video only."""
+        if self._models is None:
+            self.extract.check_weights()
+            self._models = load_models(self.extract)
+        return self._models
+
+    # ---- one video -> one aligned sequence ---------------------------------------------------------
+    def sequence_from_video(self, video: str | Path, seq: SequenceId) -> AlignedSequence:
+        """Detect, segment, estimate depth and align one video in memory; ``NoPersonError`` when unusable."""
+        video = Path(video)
+        if not video.is_file():
+            raise FileNotFoundError(f"{video}: no such video")
+        try:
+            cache, _ = extract_video(video, seq, self.extract, self.models())
+        except StageError as exc:
+            if exc.stage == "detect":
+                raise NoPersonError(f"{video}: no usable person ({exc})") from exc
+            raise ValueError(f"{video}: {exc.stage} failed: {exc}") from exc
+        masks = [unpack_canvas(m, s) for m, s in zip(cache.mask, cache.crop_size, strict=True)]  # [h_i, w_i]
+        depths = [unpack_canvas(d, s) for d, s in zip(cache.depth, cache.crop_size, strict=True)]
+        sil, depth, kept = align_frames(masks, depths if self.uses_depth else None, cache.depth_near_is_large, self.align)
+        if int(kept.sum()) < self.align.min_frames:
+            raise NoPersonError(
+                f"{video}: no usable person: {int(kept.sum())} of {cache.n_frames} frames hold a usable silhouette "
+                f"(at least {self.align.min_frames} needed)"
+            )
+        return AlignedSequence(seq, sil, depth, cache.frames[kept])
+
+    # ---- embeddings -----------------------------------------------------------------------------------
+    def embed_sequences(self, seqs: Sequence[AlignedSequence], name: str = "<videos>") -> Embeddings:
+        reader = MemoryReader(seqs, name)
+        return embed_aligned(
+            self.model, reader, reader.ids(), self.device, self.which, cut=self.run_config.data.cut, quiet=True
+        )  # type: ignore[arg-type]
+
+    def embed_file(self, aligned: str | Path) -> Embeddings:
+        """Every sequence of an aligned file."""
+        with AlignedReader(aligned) as reader:
+            return embed_aligned(
+                self.model, reader, reader.ids(), self.device, self.which, cut=self.run_config.data.cut, quiet=self.quiet
+            )
+
+    def embed_videos(self, items: Sequence[tuple[Path, SequenceId]]) -> tuple[Embeddings | None, list[tuple[str, str]]]:
+        """Embed identified videos; an unusable video is a ``(video, reason)`` failure, not an error."""
+        seqs, failed = [], []
+        for video, seq in tqdm(items, desc="videos", unit="video", disable=self.quiet):
+            try:
+                seqs.append(self.sequence_from_video(video, seq))
+            except (ValueError, OSError) as exc:
+                failed.append((str(video), str(exc)))
+        return (self.embed_sequences(seqs) if seqs else None), failed
+
+
+def concat(parts: Iterable[Embeddings]) -> Embeddings:
+    parts = list(parts)
+    return Embeddings(
+        embeddings=np.concatenate([p.embeddings for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        types=np.concatenate([p.types for p in parts]),
+        views=np.concatenate([p.views for p in parts]),
+    )
+
+
+@dataclass
+class EmbedResult:
+    embeddings: Embeddings
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+
+
+def embed_inputs(inf: Inference, inputs: Sequence[str | Path], manifest: Manifest, layout: str = "names") -> EmbedResult:
+    """Embed videos, folders of videos and aligned files; identities from names, folders or a CSV."""
+    parts: list[Embeddings] = []
+    failed: list[tuple[str, str]] = []
+    items: list[tuple[Path, SequenceId]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_file() and path.suffix.lower() in ALIGNED_SUFFIXES:
+            parts.append(inf.embed_file(path))
+            continue
+        if path.is_dir():
+            videos, root = find_videos(path, manifest), path
+            if not videos:
+                failed.append((str(path), f"{path}: no videos ({', '.join(manifest.extensions)}) found"))
+        elif path.is_file():
+            videos, root = [path], path.parent
+        else:
+            raise FileNotFoundError(f"{path}: no such video, folder or aligned file")
+        found, bad = identify(videos, root, manifest, layout)
+        items.extend(found)
+        failed.extend((str(v), why) for v, why in bad)
+    if items:
+        emb, bad_videos = inf.embed_videos(items)
+        failed.extend(bad_videos)
+        if emb is not None:
+            parts.append(emb)
+    if not parts:
+        first = failed[0][1] if failed else "no inputs"
+        raise ValueError(f"nothing to embed: {first}")
+    return EmbedResult(concat(parts), failed)
+
+
+# ---- identification -------------------------------------------------------------------------------
+def rank_identities(probe: np.ndarray, gallery: Embeddings, top_k: int = 5, metric: str = "euc") -> list[Match]:
+    """Gallery subjects ordered by their closest sequence to ``probe`` ([C, P] or [D]); the first ``top_k``."""
+    from depthgait_model.metrics import distance_matrix
+
+    if top_k < 1:
+        raise ValueError(f"top-k must be >= 1, got {top_k}")
+    dist = distance_matrix(probe[None], gallery.embeddings, metric)[0].cpu().numpy()  # [M]
+    best: dict[str, int] = {}
+    for i in np.argsort(dist, kind="stable"):
+        best.setdefault(str(gallery.labels[i]), int(i))
+    ranked = list(best.items())[:top_k]
+    return [Match(label, float(dist[i]), str(gallery.types[i]), str(gallery.views[i])) for label, i in ranked]
+
+
+def identify_video(
+    inf: Inference, gallery: Embeddings, video: str | Path, manifest: Manifest | None = None,
+    top_k: int = 5, metric: str = "euc",
+) -> list[Match]:
+    """Top-k gallery identities for the person walking in ``video``; ``NoPersonError`` when there is none."""
+    video = Path(video)
+    seq = _probe_id(video, manifest)
+    probe = inf.embed_sequences([inf.sequence_from_video(video, seq)], str(video))
+    if probe.embeddings.shape[1:] != gallery.embeddings.shape[1:]:
+        raise ValueError(
+            f"gallery embeddings are {list(gallery.embeddings.shape[1:])} but this model gives "
+            f"{list(probe.embeddings.shape[1:])}: the gallery was made with another model"
+        )
+    return rank_identities(probe.embeddings[0], gallery, top_k, metric)
+
+
+def _probe_id(video: Path, manifest: Manifest | None) -> SequenceId:
+    """The probe's identity when its name tells it (used to find a background video beside it)."""
+    if manifest is not None:
+        try:
+            return manifest.identify(video)
+        except ManifestError:
+            pass
+    return SequenceId("probe", "probe", video.stem)
+
