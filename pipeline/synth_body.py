@@ -10,7 +10,7 @@ straight walking path in the world. Everything is vectorised over the frames of 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -154,6 +154,8 @@ class SequenceParams:
     heading_jitter: float  # rad, small deviation of the walking direction
     speed_jitter: float  # factor on cadence and step length
     brightness: float  # factor on clothing albedo (lighting / wash)
+    arm_jitter: float = 1.0  # factor on the arm swing of this walk
+    lean_jitter: float = 0.0  # rad added to the trunk lean of this walk
     bag: str = "none"  # "none", "backpack", "shoulder-left", "shoulder-right"
     coat: bool = False
 
@@ -183,6 +185,8 @@ def sample_sequence(condition: str, rng: np.random.Generator) -> SequenceParams:
         heading_jitter=float(np.deg2rad(rng.normal(0, 1.5))),
         speed_jitter=float(np.clip(rng.normal(1.0, 0.02), 0.95, 1.05)),
         brightness=float(np.clip(rng.normal(1.0, 0.05), 0.88, 1.12)),
+        arm_jitter=float(np.clip(rng.normal(1.0, 0.08), 0.8, 1.2)),
+        lean_jitter=float(np.deg2rad(rng.normal(0, 0.7))),
         bag=bag,
         coat=kind == "cl",
     )
@@ -298,7 +302,10 @@ def gait_phase(subject: SubjectParams, seq: SequenceParams, frames: int, fps: fl
 
 def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) -> Shapes:
     """The articulated body in the body frame (x forward, y left, z up, feet on z = 0) per frame."""
-    p, T = subject, len(phase)
+    # This walk's own small deviations: longer steps swing the legs further, arms and lean vary a little.
+    p = replace(subject, hip_amp=subject.hip_amp * seq.speed_jitter, arm_swing=subject.arm_swing * seq.arm_jitter,
+                lean=subject.lean + seq.lean_jitter)
+    T = len(phase)
     H, size = p.height, p.height / 1.70
     g = p.girth * size
     b = _Builder(T)
@@ -345,7 +352,8 @@ def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) 
         heel = ankle_j - 0.18 * foot_len * f_dir + 0.4 * ankle_h * f_down
         toe = ankle_j + 0.72 * foot_len * f_dir + 0.4 * ankle_h * f_down
         r_foot = 0.5 * ankle_h + 0.012
-        b.capsule(hip_j, knee_j, 0.072 * g, TROUSERS)
+        b.capsule(hip_j, knee_j, 0.068 * g, TROUSERS)
+        b.capsule(hip_j + 0.03 * H * np.array([0.0, 0.0, 1.0]), hip_j + 0.5 * (knee_j - hip_j), 0.082 * g, TROUSERS)
         b.capsule(knee_j, ankle_j, 0.05 * g, TROUSERS)
         b.capsule(heel, toe, r_foot * size, SHOES)
         feet_bottom.append(np.minimum(heel[:, 2], toe[:, 2]) - r_foot * size)
