@@ -32,7 +32,13 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
             module_name, attr = self.lazy[name].split(":")
-            return getattr(importlib.import_module(module_name), attr)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise  # a dependency of the command is missing: show the real cause
+                raise click.ClickException(f"command {name!r} is not available in this install ({exc})") from exc
+            return getattr(module, attr)
         return super().get_command(ctx, name)
 
 
