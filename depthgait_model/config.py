@@ -63,6 +63,11 @@ class ModelConfig:
         if bad or len(set(self.fusion_levels)) != len(self.fusion_levels):
             raise ConfigError(f"fusion_levels must be distinct stages out of 1, 2, 3, got {list(self.fusion_levels)}")
         object.__setattr__(self, "fusion_levels", tuple(sorted(self.fusion_levels)))
+        if self.mode == "full" and self.fusion_op != "gate" and self.fusion_levels and not self.multiscale:
+            raise ConfigError(
+                f"fusion_op {self.fusion_op} with multiscale false: the fused features would be unused "
+                "(use gate, set multiscale true, or fusion_levels [])"
+            )
         for name in ("gate_reduction", "parts", "embed_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,0 +1,78 @@
+"""One modality's backbone: a DeepGaitV2-style stem and stages that expose their features.
+
+The fusion module needs each stage's output on its own (to fuse between stages), so a branch is
+run stage by stage and describes its stages timm-style in ``feature_info`` (channels, stride).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from depthgait_model.blocks import BasicBlock2D, BasicBlockP3D, SetBlock, conv3x3
+
+
+class Stage(nn.Module):
+    """``blocks`` residual blocks; the first changes channels and stride. Stage 1 is frame-wise 2-D."""
+
+    def __init__(self, index: int, in_ch: int, out_ch: int, blocks: int, stride: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for b in range(blocks):
+            cin, s = (in_ch, stride) if b == 0 else (out_ch, 1)
+            layers.append(SetBlock(BasicBlock2D(cin, out_ch, s)) if index == 0 else BasicBlockP3D(cin, out_ch, s))
+        self.blocks = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, mask)  # (N, C_out, T, H', W')
+        return x
+
+
+class Branch(nn.Module):
+    """Stem (3x3 conv to ``channels[0]``) and the first ``num_stages`` stages of DeepGaitV2.
+
+    ``feature_info[i]`` = ``{"num_chs", "reduction", "module"}`` of stage ``i + 1``, where
+    ``reduction`` is the total spatial stride relative to the input frame.
+    """
+
+    def __init__(
+        self,
+        channels: tuple[int, ...],
+        blocks: tuple[int, ...],
+        strides: tuple[int, ...],
+        num_stages: int = 4,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        assert 1 <= num_stages <= len(channels), f"num_stages {num_stages} not in 1..{len(channels)}"
+        self.stem = SetBlock(nn.Sequential(conv3x3(in_channels, channels[0]), nn.BatchNorm2d(channels[0]), nn.ReLU()))
+        self.stages = nn.ModuleList()
+        self.feature_info: list[dict[str, int | str]] = []
+        in_ch, reduction = channels[0], 1
+        for i in range(num_stages):
+            self.stages.append(Stage(i, in_ch, channels[i], blocks[i], strides[i]))
+            reduction *= strides[i]
+            self.feature_info.append({"num_chs": channels[i], "reduction": reduction, "module": f"stages.{i}"})
+            in_ch = channels[i]
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.feature_info[-1]["num_chs"])
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x)  # (N, C0, T, H, W)
+
+    def forward_stage(self, index: int, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.stages[index](x, mask)  # (N, C_i, T, H_i, W_i)
+
+    def forward_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every stage's output, shallow to deep: ``[N, C_i, T, H / r_i, W / r_i]`` each."""
+        x = self.forward_stem(x)  # (N, C0, T, H, W)
+        features = []
+        for index in range(len(self.stages)):
+            x = self.forward_stage(index, x, mask)  # (N, C_i, T, H_i, W_i)
+            features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_features(x, mask)[-1]  # (N, C_last, T, h, w)

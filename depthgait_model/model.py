@@ -1,0 +1,146 @@
+"""DepthGait: gait recognition from silhouette and monocular-depth sequences (ACM MM 2025).
+
+Read bottom-up: the trunks (one branch, two late-fused branches, or the paper's cross-level
+fusion from ``fusion.py``) turn the input sequences into a ``[N, C, T, h, w]`` map; the head pools
+it over time (max, padded frames ignored) and over horizontal strips (16 bins, mean + max), maps
+every strip with its own FC (the embedding) and a BNNeck (the classifier features and logits).
+
+    out = DepthGait(cfg.model, num_classes=74)(sil, depth, lengths)   # sil, depth [N, T, 64, 44]
+    out.embeddings  # [N, 256, 16] for the triplet loss and for testing
+    out.logits      # [N, 74, 16] cosine logits for the cross-entropy loss
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from depthgait_model.blocks import HorizontalPyramidPooling, SeparateBNNecks, SeparateFCs, frame_mask, temporal_max
+from depthgait_model.branch import Branch
+from depthgait_model.config import ModelConfig
+from depthgait_model.fusion import CrossLevelFusion
+
+
+class GaitOutput(NamedTuple):
+    embeddings: torch.Tensor  # (N, C, P) separate-FC output: triplet loss, default test embedding
+    bnneck: torch.Tensor  # (N, C, P) BNNeck features: optional test embedding
+    logits: torch.Tensor  # (N, num_classes, P) cosine logits in [-1, 1]: cross-entropy loss
+
+
+class SingleBranch(nn.Module):
+    """``silhouette-only`` / ``depth-only``: one DeepGaitV2 branch, stages 1-4, on one modality."""
+
+    def __init__(self, cfg: ModelConfig, modality: str) -> None:
+        super().__init__()
+        self.modality = modality
+        self.branch = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
+        self.out_channels = self.branch.out_channels
+
+    def forward(self, sil: torch.Tensor | None, depth: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        x = sil if self.modality == "sil" else depth  # (N, 1, T, H, W)
+        return self.branch(x, mask)  # (N, C4, T, h, w)
+
+
+class LateFusion(nn.Module):
+    """``late-fusion``: two independent branches through stage 4, concatenated or summed."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.sil = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
+        self.depth = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
+        self.op = cfg.late_fusion_op
+        self.out_channels = cfg.channels[3] * (2 if self.op == "concat" else 1)
+
+    def forward(self, sil: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        s = self.sil(sil, mask)  # (N, C4, T, h, w)
+        d = self.depth(depth, mask)  # (N, C4, T, h, w)
+        return torch.cat([s, d], dim=1) if self.op == "concat" else s + d  # (N, C4 or 2*C4, T, h, w)
+
+
+class FullFusion(CrossLevelFusion):
+    """``full``: the paper's multi-scale cross-level fusion with a shared stage 4 (see fusion.py)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(
+            cfg.channels, cfg.blocks, cfg.strides, cfg.fusion_levels, cfg.fusion_op, cfg.gate_reduction, cfg.multiscale
+        )
+
+
+class DepthGait(nn.Module):
+    """The whole network: a trunk chosen by ``cfg.mode``, then the OpenGait-style head."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
+        super().__init__()
+        assert num_classes >= 1, f"num_classes must be >= 1, got {num_classes}"
+        self.cfg = cfg
+        self.num_classes = num_classes
+        if cfg.mode == "silhouette-only":
+            self.trunk: nn.Module = SingleBranch(cfg, "sil")
+        elif cfg.mode == "depth-only":
+            self.trunk = SingleBranch(cfg, "depth")
+        elif cfg.mode == "late-fusion":
+            self.trunk = LateFusion(cfg)
+        else:
+            self.trunk = FullFusion(cfg)
+        self.hpp = HorizontalPyramidPooling(cfg.parts)
+        self.fcs = SeparateFCs(cfg.parts, self.trunk.out_channels, cfg.embed_dim)
+        self.bnnecks = SeparateBNNecks(cfg.parts, cfg.embed_dim, num_classes)
+
+    def forward(
+        self, sil: torch.Tensor | None, depth: torch.Tensor | None, lengths: torch.Tensor | None = None
+    ) -> GaitOutput:
+        """``sil``, ``depth`` float [N, T, H, W] in [0, 1] (unused modality may be None); ``lengths``
+        int [N] counts each sequence's real frames, padding at the end (None = all frames real)."""
+        sil, depth, mask = self._check_inputs(sil, depth, lengths)
+        x_sil = sil.unsqueeze(1) if sil is not None else None  # (N, 1, T, H, W)
+        x_depth = depth.unsqueeze(1) if depth is not None else None  # (N, 1, T, H, W)
+        feat = self.trunk(x_sil, x_depth, mask)  # (N, C, T, h, w)
+        feat = temporal_max(feat, mask)  # (N, C, h, w)
+        parts = self.hpp(feat)  # (N, C, P)
+        embeddings = self.fcs(parts)  # (N, E, P)
+        bnneck, logits = self.bnnecks(embeddings)  # (N, E, P), (N, K, P)
+        return GaitOutput(embeddings, bnneck, logits)
+
+    @torch.no_grad()
+    def embed(
+        self,
+        sil: torch.Tensor | None,
+        depth: torch.Tensor | None,
+        lengths: torch.Tensor | None = None,
+        which: str = "fc",
+    ) -> torch.Tensor:
+        """Test-time embedding ``[N, E, P]``: the FC output (``fc``) or BNNeck features (``bnneck``).
+        Call ``model.eval()`` first so BatchNorm uses its running statistics."""
+        assert which in ("fc", "bnneck"), f"which must be 'fc' or 'bnneck', got {which!r}"
+        out = self(sil, depth, lengths)
+        return out.embeddings if which == "fc" else out.bnneck  # (N, E, P)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_inputs(
+        self, sil: torch.Tensor | None, depth: torch.Tensor | None, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Assert the forward contract; drop unused modalities; lengths -> frame mask (or None)."""
+        used = self.cfg.modalities
+        sil = sil if "sil" in used else None
+        depth = depth if "depth" in used else None
+        for name, x in (("sil", sil), ("depth", depth)):
+            if name in used:
+                assert x is not None, f"mode {self.cfg.mode!r} needs {name}, got None"
+                assert x.dim() == 4, f"{name} must be [N, T, H, W], got shape {tuple(x.shape)}"
+                assert x.is_floating_point(), f"{name} must be a float tensor in [0, 1], got {x.dtype}"
+        if sil is not None and depth is not None:
+            assert sil.shape == depth.shape, f"sil {tuple(sil.shape)} and depth {tuple(depth.shape)} differ"
+        x = sil if sil is not None else depth
+        n, t, h, _ = x.shape
+        assert h >= self.cfg.parts, f"frame height {h} is below the {self.cfg.parts} horizontal parts"
+        if lengths is None:
+            return sil, depth, None
+        assert lengths.shape == (n,), f"lengths must be [N] = [{n}], got shape {tuple(lengths.shape)}"
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        assert bool(((lengths >= 1) & (lengths <= t)).all()), f"lengths must be in 1..{t}, got {lengths.tolist()}"
+        if bool((lengths == t).all()):
+            return sil, depth, None  # nothing padded: skip the masking
+        return sil, depth, frame_mask(lengths, t)
