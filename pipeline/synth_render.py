@@ -194,13 +194,21 @@ def render_frame(camera: Camera, shapes: Shapes, f: int, albedo: np.ndarray
     return depth, colour, (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
 
 
+def check_view(view: str) -> str:
+    """A view is a three-digit azimuth string such as ``"090"``; anything else is a clear error."""
+    if not (isinstance(view, str) and len(view) == 3 and view.isdigit() and int(view) < 360):
+        raise ValueError(f"view {view!r} is not a three-digit azimuth in degrees (000..359, e.g. 090)")
+    return view
+
+
 def background(view: str, size: tuple[int, int] = (320, 240), seed: int = 0) -> np.ndarray:
     """The static, textured background of one view: uint8 [H, W, 3] RGB, deterministic from (view, seed).
 
     A wall with panels and a floor, both with smooth texture in muted mid tones, so that people
     stand out the way they do in a lab corridor, while a simple threshold is not trivially perfect.
     """
-    width, height = size
+    check_view(view)
+    width, height = (int(v) for v in size)
     if width < 16 or height < 16:
         raise ValueError(f"frame size {width}x{height} is too small (at least 16x16)")
     rng = np.random.default_rng([int(seed), int(view), 0xBAC6])

@@ -35,7 +35,7 @@ from pipeline.synth_body import (
     sequence_colours,
     walk_placement,
 )
-from pipeline.synth_render import Camera, background, render_frame
+from pipeline.synth_render import Camera, background, check_view, render_frame
 
 __all__ = [
     "CONDITIONS", "VIEWS", "SubjectParams", "SyntheticSequence", "background", "generate_dataset",
@@ -71,12 +71,6 @@ class SyntheticSequence:
     meta: dict
 
 
-def _check_view(view: str) -> str:
-    if not (isinstance(view, str) and len(view) == 3 and view.isdigit() and int(view) < 360):
-        raise ValueError(f"view {view!r} is not a three-digit azimuth in degrees (000..359, e.g. 090)")
-    return view
-
-
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
     width, height = (int(v) for v in size)
     if width < 16 or height < 16:
@@ -96,7 +90,7 @@ def render_sequence(subject: SubjectParams, view: str, condition: str, frames: i
     The walk itself (start phase, offsets, speed jitter, bag) depends on (seed, subject, condition)
     but not on the view: like CASIA-B's 11 cameras, all views of one recording see the same walk.
     """
-    _check_view(view)
+    check_view(view)
     width, height = _check_size(size)
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
@@ -227,7 +221,7 @@ def generate_dataset(out_dir: str | Path, subjects: int | Iterable[int] = 3, vie
     if not indices or min(indices) < 1 or max(indices) > 999:
         raise ValueError(f"subjects must be between 1 and 999, got {subjects!r}")
     for view in views:
-        _check_view(view)
+        check_view(view)
     for condition in conditions:
         parse_condition(condition)
     size = _check_size(size)
