@@ -97,7 +97,10 @@ def stable_order(dist: torch.Tensor) -> torch.Tensor:
 def topk_hits(dist: torch.Tensor, probe_labels: torch.Tensor, gallery_labels: torch.Tensor, k: int) -> torch.Tensor:
     """bool [n, k]: whether the correct identity is within the first r+1 ranked gallery items (OpenGait's cumsum > 0)."""
     k_eff = min(k, dist.shape[1])
-    order = stable_order(dist)[:, :k_eff]  # [n, k_eff]
+    if k_eff == 1:  # argmin returns the first of tied minima: the same as a stable sort, much cheaper
+        order = dist.argmin(1, keepdim=True)  # [n, 1]
+    else:
+        order = stable_order(dist)[:, :k_eff]  # [n, k_eff]
     hit = gallery_labels[order] == probe_labels[:, None]  # [n, k_eff]
     hits = hit.cumsum(1) > 0  # [n, k_eff]
     if k_eff < k:  # fewer gallery items than k: later ranks repeat the last value
@@ -144,15 +147,15 @@ def rank_stats(
     match = gallery_labels[order] == probe_labels[:, None]  # [n, M]
     if exclude is not None:
         match &= ~torch.gather(exclude, 1, order)  # [n, M]
-    match_f = match.double()  # [n, M]
-    n_rel = match_f.sum(1)  # [n]
-    positions = torch.arange(1, match.shape[1] + 1, device=dist.device, dtype=torch.float64)  # [M]
-    precision = match_f.cumsum(1) / positions  # [n, M]
+    hits_so_far = match.int().cumsum(1)  # [n, M]: exact counts
+    n_rel = hits_so_far[:, -1]  # [n]
+    positions = torch.arange(1, match.shape[1] + 1, device=dist.device)  # [M]
+    precision_at_hits = torch.where(match, hits_so_far / positions, 0.0)  # [n, M]
     has = n_rel > 0  # [n]
-    ap = torch.where(has, (precision * match_f).sum(1) / n_rel.clamp_min(1), torch.nan)  # [n]
+    ap = torch.where(has, precision_at_hits.sum(1, dtype=torch.float64) / n_rel.clamp_min(1), torch.nan)  # [n]
     first = torch.where(has, match.int().argmax(1), -1)  # [n]
     last = match.shape[1] - 1 - match.flip(1).int().argmax(1)  # [n]
-    inp = torch.where(has, n_rel / (last + 1).double(), torch.nan)  # [n]
+    inp = torch.where(has, n_rel.double() / (last + 1).double(), torch.nan)  # [n]
     return RankStats(first.cpu().numpy().astype(np.int64), ap.cpu().numpy(), inp.cpu().numpy())
 
 
