@@ -106,8 +106,8 @@ def sample_subject(rng: np.random.Generator) -> SubjectParams:
     size = height / 1.70
     girth = _normal(rng, 1.0, 0.09, 0.75, 1.35)
     cadence = _normal(rng, 1.85, 0.09, 1.55, 2.15)
-    # Taller people take longer steps; faster cadence goes with slightly longer steps too.
-    step_length = height * _normal(rng, 0.41, 0.022, 0.34, 0.48) * (1 + 0.25 * (cadence - 1.85))
+    # Taller people take longer steps; faster cadence goes with slightly longer steps; wider hip swing too.
+    stride_drive = _normal(rng, 1.0, 0.055, 0.83, 1.17) * (1 + 0.25 * (cadence - 1.85))
     return SubjectParams(
         key=int(rng.integers(2**62)),
         height=height,
@@ -120,8 +120,8 @@ def sample_subject(rng: np.random.Generator) -> SubjectParams:
         head_scale=_normal(rng, 1.0, 0.04, 0.88, 1.12),
         arm_ratio=_normal(rng, 0.335, 0.01, 0.30, 0.37),
         cadence=cadence,
-        step_length=step_length,
-        hip_amp=d(_normal(rng, 21.0, 2.5, 14.0, 28.0)) * float(np.clip(step_length / (0.41 * height), 0.85, 1.15)),
+        step_length=height * 0.41 * stride_drive,
+        hip_amp=d(_normal(rng, 24.0, 2.0, 18.0, 30.0)) * stride_drive,
         hip_offset=d(_normal(rng, 8.0, 2.5, 1.0, 15.0)),
         knee_amp=d(_normal(rng, 60.0, 4.5, 48.0, 72.0)),
         knee_stance=d(_normal(rng, 14.0, 4.0, 4.0, 25.0)),
@@ -327,8 +327,9 @@ def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) 
     def leg_angles(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hip = p.hip_offset + p.hip_amp * np.cos(phi + 0.25)
         knee = np.deg2rad(4.0) + p.knee_stance * _bump(phi, 0.95, 8.0) + p.knee_amp * _bump(phi, 4.45, 4.5)
-        ankle = -np.deg2rad(18.0) * _bump(phi, 3.75, 7.0) + np.deg2rad(8.0) * _bump(phi, 0.0, 4.0)
-        return hip, knee, ankle
+        # Foot pitch against the floor: toes up at heel strike, flat in mid-stance, heel up at push-off.
+        pitch = np.deg2rad(14.0) * _bump(phi, 0.0, 12.0) - np.deg2rad(40.0) * _bump(phi, 3.65, 9.0)
+        return hip, knee, pitch
 
     yaw = p.pelvis_yaw * np.cos(phase)  # the pelvis turns with the forward leg
     R_pelvis = _rot_z(yaw)
@@ -340,13 +341,12 @@ def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) 
     hip_sep = 0.55 * p.hip_width
     feet_bottom = []
     for side, sign, phi in (("right", -1.0, phase), ("left", 1.0, phase + np.pi)):
-        hip_a, knee_a, ankle_a = leg_angles(phi)
+        hip_a, knee_a, pitch = leg_angles(phi)
         hip_j = pelvis + _apply(R_pelvis, np.array([0.0, sign * hip_sep / 2, 0.0]))
         thigh_dir = np.stack([np.sin(hip_a), zeros, -np.cos(hip_a)], -1)
         knee_j = hip_j + thigh * thigh_dir
         shank_a = hip_a - knee_a
         ankle_j = knee_j + shank * np.stack([np.sin(shank_a), zeros, -np.cos(shank_a)], -1)
-        pitch = shank_a + ankle_a  # > 0: toes up (heel strike), < 0: heel up (push-off)
         f_dir = np.stack([np.cos(pitch), zeros, np.sin(pitch)], -1)
         f_down = np.stack([np.sin(pitch), zeros, -np.cos(pitch)], -1)
         heel = ankle_j - 0.18 * foot_len * f_dir + 0.4 * ankle_h * f_down
@@ -357,7 +357,8 @@ def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) 
         b.capsule(knee_j, ankle_j, 0.05 * g, TROUSERS)
         b.capsule(heel, toe, r_foot * size, SHOES)
         feet_bottom.append(np.minimum(heel[:, 2], toe[:, 2]) - r_foot * size)
-        joints.update({f"{side}_hip": hip_j, f"{side}_knee": knee_j, f"{side}_ankle": ankle_j, f"{side}_toe": toe})
+        joints.update({f"{side}_hip": hip_j, f"{side}_knee": knee_j, f"{side}_ankle": ankle_j,
+                       f"{side}_heel": heel, f"{side}_toe": toe})
 
     # Trunk: pelvis, waist and chest ellipsoids stacked along the (leaning) spine.
     spine = _apply(R_trunk, np.array([0.0, 0.0, 1.0]))
@@ -419,6 +420,43 @@ def body_shapes(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) 
     return shapes.transformed(np.eye(3), np.stack([zeros, zeros, lift], -1))
 
 
+SWEEP_GRID = np.linspace(0.0, 2 * np.pi, 97)[:-1]  # one stride
+
+
+def _foot_sweep(subject: SubjectParams, seq: SequenceParams) -> np.ndarray:
+    """Body speed per unit of phase [G] (m/rad) that would keep the lowest heel or toe still."""
+    step = SWEEP_GRID[1] - SWEEP_GRID[0]
+    joints = body_shapes(subject, seq, SWEEP_GRID).joints
+    points = np.stack([joints[k] for k in ("right_heel", "right_toe", "left_heel", "left_toe")], 1)  # [G, 4, 3]
+    lowest = points[:, :, 2].argmin(1)  # [G] the foot point on the floor
+    dx = (np.roll(points[:, :, 0], -1, 0) - np.roll(points[:, :, 0], 1, 0)) / (2 * step)  # [G, 4] dx / dphase
+    return np.clip(-dx[np.arange(len(SWEEP_GRID)), lowest], 1e-3, None)
+
+
+def walk_progress(subject: SubjectParams, seq: SequenceParams, phase: np.ndarray) -> np.ndarray:
+    """Metres walked at each phase [T], relative to the first frame; the mean speed is cadence x step.
+
+    A constant speed would make the stance foot skate; following the stance foot exactly would make
+    the body surge with our simple joint curves. The body speed is half constant, half what keeps the
+    lowest heel or toe still (clipped), which removes most of the skating and keeps a real gait's
+    modest speed fluctuation over the stride.
+    """
+    grid = np.linspace(0.0, 2 * np.pi, len(SWEEP_GRID) + 1)
+    follow = _foot_sweep(subject, seq)
+    follow = np.clip(follow / follow.mean(), 0.4, 1.6)
+    rate = 0.5 + 0.5 * follow / follow.mean()  # [G], mean 1
+    step = grid[1]
+    cumulative = np.concatenate([[0.0], np.cumsum(rate) * step])  # at grid points 0 .. 2 pi
+
+    def integral(phi: np.ndarray) -> np.ndarray:  # integral of the rate from 0 to phi
+        turns, rest = np.divmod(phi, 2 * np.pi)
+        return turns * 2 * np.pi + np.interp(rest, grid, cumulative)
+
+    speed = subject.speed * seq.speed_jitter ** 2  # the jitter scales cadence and step length
+    omega = np.pi * subject.cadence * seq.speed_jitter  # rad of gait phase per second
+    return speed / omega * (integral(phase) - integral(phase[:1]))
+
+
 def walk_placement(subject: SubjectParams, seq: SequenceParams, view: str, frames: int,
                    path_centre: tuple[float, float], fps: float = FPS) -> tuple[np.ndarray, np.ndarray]:
     """Body frame -> world (x right, y away from the camera, z up) per frame: (R [T,3,3], t [T,3]).
@@ -430,8 +468,10 @@ def walk_placement(subject: SubjectParams, seq: SequenceParams, view: str, frame
     theta = np.deg2rad(float(view)) + seq.heading_jitter
     direction = np.array([np.sin(theta), -np.cos(theta), 0.0])
     across = np.array([np.cos(theta), np.sin(theta), 0.0])
-    speed = subject.speed * seq.speed_jitter ** 2  # the jitter scales cadence and step length
-    s = (np.arange(frames) - (frames - 1) / 2) / fps * speed + seq.start_offset  # [T] m along the path
+    walked = walk_progress(subject, seq, gait_phase(subject, seq, frames, fps))  # [T]
+    duration = (frames - 1) / fps
+    mid = subject.speed * seq.speed_jitter ** 2 * duration / 2
+    s = walked - mid + seq.start_offset  # [T] m along the path, about centred on the middle frame
     centre = np.array([path_centre[0], path_centre[1], 0.0]) + seq.lateral_offset * across
     t = centre[None, :] + s[:, None] * direction[None, :]
     heading = np.arctan2(direction[1], direction[0])

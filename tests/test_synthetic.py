@@ -194,3 +194,17 @@ def test_cli_help_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "condition 'walk-1'" in result.output
     result = runner.invoke(prep_main, ["synth", str(tmp_path), "--size", "320"])
     assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
+
+
+def test_walking_speed_is_cadence_times_step() -> None:
+    """Over whole strides the body covers cadence x step length per second, whatever the start phase."""
+    from pipeline.synth_body import sample_sequence, walk_progress
+
+    subject = subject_params(4, 0)
+    seq = sample_sequence("nm-03", np.random.default_rng(1))
+    stride_rad = np.array([0.0, 2 * np.pi, 4 * np.pi]) + seq.start_phase
+    walked = walk_progress(subject, seq, stride_rad)  # [3] m
+    stride_s = 2 / (subject.cadence * seq.speed_jitter)
+    expected = subject.speed * seq.speed_jitter**2 * stride_s
+    assert walked[1] == pytest.approx(expected, rel=1e-3) and walked[2] == pytest.approx(2 * expected, rel=1e-3)
+    assert 0.9 < subject.speed < 1.8
