@@ -11,7 +11,7 @@ Under DDP every rank draws the same global batch and keeps the items ``rank::wor
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class PKSampler:
             picks = rng.choice(pool, size=self.k, replace=len(pool) < self.k)  # [K] dataset indices
             items.extend(int(x) for x in picks)
         seeds = rng.integers(0, 2**62, size=len(items))  # [P*K] per-item seeds
-        pairs = list(zip(items, (int(s) for s in seeds)))
+        pairs = list(zip(items, (int(s) for s in seeds), strict=False))
         return pairs[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[Item]]:
