@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pipeline.atomic import atomic_path
 
@@ -41,7 +42,7 @@ def plot_view_heatmap(report: dict[str, Any], path: str | Path) -> Path:
         if len(views) <= 12:  # cell values stay legible up to CASIA-B's 11 views
             for (i, j), v in np.ndenumerate(cells):
                 if not np.isnan(v):
-                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=5, color="w" if v < 60 else "k")
+                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7 if len(views) <= 6 else 5, color="w" if v < 60 else "k")
     fig.colorbar(image, ax=list(axes), label=f"rank-{report['ranks'][0]} (%)", shrink=0.8)
     fig.suptitle(f"{report['protocol']}: per-view rank-{report['ranks'][0]} ({report['metric']})")
     return _save(fig, Path(path))
@@ -57,6 +58,7 @@ def plot_cmc(report: dict[str, Any], path: str | Path) -> Path:
     for name in groups:
         curve = np.array([np.nan if x is None else x for x in report[name]["cmc"]], dtype=float)
         ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", markersize=3, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("rank")
     ax.set_ylabel("identification rate (%)")
     ax.set_ylim(0, 101)
