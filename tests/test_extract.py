@@ -86,7 +86,7 @@ def _own_dataset(out: Path) -> None:
         name = f"001-nm-01-{view}"
         _write_video(out / f"{name}.avi", frames)
         cols, rows = masks.any(axis=1), masks.any(axis=2)  # [n, W], [n, H]
-        boxes = [[c.argmax(), r.argmax(), len(c) - c[::-1].argmax(), len(r) - r[::-1].argmax()] for c, r in zip(cols, rows)]
+        boxes = [[c.argmax(), r.argmax(), len(c) - c[::-1].argmax(), len(r) - r[::-1].argmax()] for c, r in zip(cols, rows, strict=True)]
         with h5py.File(out / "truth" / f"{name}.h5", "w") as h5:
             h5["box"] = np.asarray(boxes, np.float32)
             h5["mask"] = masks
