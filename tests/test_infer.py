@@ -56,7 +56,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("infer")
     videos, probes = root / "gallery", root / "probe"
-    generate_dataset(videos, subjects=len(SUBJECTS), views=["090"], conditions=[*GALLERY, PROBE], frames=24,
+    generate_dataset(videos, subjects=len(SUBJECTS), views=["090"], conditions=[*GALLERY, PROBE], frames=20,
                      size=(160, 120), quiet=True)  # fmt: skip
     probes.mkdir()
     for video in videos.glob(f"*-{PROBE}-*.avi"):  # held out: never in the gallery, never trained on
@@ -73,7 +73,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         (Path(__file__).parent.parent / "data_manifests" / "synthetic.yaml").read_text()
         .replace("train_share: 0.5", "train: ['001-003']\n  test: ['004-999']")
     )
-    cfg = load_config("tiny").override({"train.iterations": 60, "train.milestones": [50], "train.checkpoint_every": 60})
+    cfg = load_config("tiny").override({"train.iterations": 20, "train.milestones": [15], "train.checkpoint_every": 20})
     result = train(cfg, aligned, str(manifest), root / "run", device="cpu", quiet=True)
     return {"videos": videos, "probes": probes, "aligned": aligned, "ckpt": result.checkpoint, "depth": depth, "root": root}
 
