@@ -319,7 +319,7 @@ class TrainSettings:
     height: int = 240
     iterations: int = 700
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 1.5e-3
     weight_decay: float = 0.01
     warmup: int = 50
     grad_weight: float = 0.5
@@ -433,14 +433,17 @@ from pipeline.shipped_models import SYNTH_DEPTH_DIR
 processor = AutoImageProcessor.from_pretrained(SYNTH_DEPTH_DIR)
 model = AutoModelForDepthEstimation.from_pretrained(SYNTH_DEPTH_DIR)
 ```
-or `depthgait-prep extract --depth {name}`. Input: an RGB person crop (box plus a {margin_pct}% margin);
-the processor resizes it to {h}x{w} (height x width). Output: relative inverse depth (larger = nearer),
-as Depth Anything; scale and shift are unknown.
+or `depthgait-prep extract --depth {name} --depth-input-height {h}` once the extract stage accepts
+the name. Input: an RGB person crop (the person box plus a {margin_pct}% margin, clipped). It was
+trained on crops scaled uniformly to fit {h}x{w} (height x width), top-left, edge-replicated padding:
+the extract stage's geometry at a depth input height of {h}. The processor alone scales a crop to about
+{h} px high keeping its aspect ratio, which works nearly as well (table below). Output: relative inverse
+depth (larger = nearer), as Depth Anything; scale and shift are unknown.
 
 ## Training data
 {train_subjects} held-in synthetic subjects (indices {first}..{last} of generator seed 0), {seqs} random
 (view, condition) sequences each over all 11 CASIA-B views and nm/bg/cl, {frames} frames at
-{width}x{height}, every {step}th frame: {n_crops} crops. Loss: MiDaS scale-and-shift-invariant MSE on
+{width}x{height}, one frame in {step}: {n_crops} crops. Loss: MiDaS scale-and-shift-invariant MSE on
 inverse depth inside the silhouette + {grad_weight} x multi-scale gradient matching. AdamW, lr {lr},
 {iterations} iterations of batch {batch}, {threads} CPU thread(s), {train_minutes:.1f} min of training.
 
@@ -451,11 +454,13 @@ indices 1..{eval_subjects} of generator seed 0; `pipeline.depth_metrics`):
 
 | prediction | AbsRel | SI-RMSE (log) |
 | --- | --- | --- |
-| this model | {t_abs:.4f} | {t_si:.4f} |
+| this model (extract geometry, {h}x{w}) | {t_abs:.4f} | {t_si:.4f} |
+| this model (`processor(images=crop)` directly) | {d_abs:.4f} | {d_si:.4f} |
 | constant depth map | {c_abs:.4f} | {c_si:.4f} |
 | same architecture, untrained (seed {useed}) | {u_abs:.4f} | {u_si:.4f} |
 
-Reproduce the table with `.venv/bin/python bench/eval_synth_depth.py`.
+A larger held-out evaluation (more subjects, and the extract stage's default input height 266):
+`.venv/bin/python bench/eval_synth_depth.py`.
 """
 
 
@@ -470,7 +475,8 @@ def model_card(metrics: dict) -> str:
         grad_weight=s["grad_weight"], lr=s["lr"], iterations=s["iterations"], batch=s["batch_size"],
         threads=metrics["torch_threads"], train_minutes=metrics["train_seconds"] / 60,
         eval_frames=ho["trained"]["frames"], eval_subjects=s["eval_subjects"],
-        t_abs=ho["trained"]["abs_rel"], t_si=ho["trained"]["si_rmse"], c_abs=ho["constant"]["abs_rel"],
+        t_abs=ho["trained"]["abs_rel"], t_si=ho["trained"]["si_rmse"],
+        d_abs=ho["trained_direct"]["abs_rel"], d_si=ho["trained_direct"]["si_rmse"], c_abs=ho["constant"]["abs_rel"],
         c_si=ho["constant"]["si_rmse"], u_abs=ho["untrained"]["abs_rel"], u_si=ho["untrained"]["si_rmse"],
         useed=s["untrained_seed"],
     )
@@ -507,12 +513,22 @@ def save_folder(model, processor, metrics: dict, out: Path) -> None:
 @click.option("--train-subjects", type=int, default=TrainSettings.train_subjects, show_default=True)
 @click.option("--eval-subjects", type=int, default=TrainSettings.eval_subjects, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads (the machine is shared).")
+@click.option("--card-only", is_flag=True, help="Only rewrite README.md from the folder's training_metrics.json.")
 @click.option("--quiet", "-q", is_flag=True, help="Silence progress bars.")
-def main(out: Path, seed: int, iterations: int, train_subjects: int, eval_subjects: int, threads: int, quiet: bool) -> None:
+def main(
+    out: Path, seed: int, iterations: int, train_subjects: int, eval_subjects: int, threads: int, card_only: bool, quiet: bool
+) -> None:
     """Train depthgait/synthdepth-small on synthetic frames and write it as a Hugging Face folder.
 
     Example: .venv/bin/python scripts/train_synth_depth.py --seed 0 --threads 1
     """
+    if card_only:
+        metrics_file = out / "training_metrics.json"
+        if not metrics_file.is_file():
+            raise click.ClickException(f"{metrics_file} not found: train first")
+        write_text_atomic(out / "README.md", model_card(json.loads(metrics_file.read_text())))
+        (out / "README.md").chmod(0o644)
+        return
     torch.set_num_threads(threads)
     settings = TrainSettings(seed=seed, iterations=iterations, train_subjects=train_subjects, eval_subjects=eval_subjects)
     model, processor, metrics = train(settings, quiet=quiet)
