@@ -91,7 +91,9 @@ class DepthGait(nn.Module):
         self, sil: torch.Tensor | None, depth: torch.Tensor | None, lengths: torch.Tensor | None = None
     ) -> GaitOutput:
         """``sil``, ``depth`` float [N, T, H, W] in [0, 1] (unused modality may be None); ``lengths``
-        int [N] counts each sequence's real frames, padding at the end (None = all frames real)."""
+        int [N] counts each sequence's real frames, padding at the end (None = all frames real).
+        Padded frames are masked wherever frames mix; BatchNorm in training mode still counts them
+        in its batch statistics, so train on fixed-length clips and pad only at test time."""
         sil, depth, mask = self._check_inputs(sil, depth, lengths)
         x_sil = sil.unsqueeze(1) if sil is not None else None  # (N, 1, T, H, W)
         x_depth = depth.unsqueeze(1) if depth is not None else None  # (N, 1, T, H, W)
