@@ -7,7 +7,7 @@
 #
 # Every stage resumes: a finished aligned file is kept, training continues from runs/.../ckpt.pt.
 # Variables (defaults in brackets): SUSTECH1K (required: the raw release, or the pkl release),
-# DEPTH [depth-anything/Depth-Anything-V2-Small-hf], DEVICE [auto], CACHE [cache/sustech1k],
+# DEPTH [depth-anything/Depth-Anything-V2-Small-hf], DEPTH_INPUT_HEIGHT [266], DEVICE [auto], CACHE [cache/sustech1k],
 # RUNS [runs/sustech1k], CONFIG [casia-b: the paper's recipe], ITERATIONS [the recipe's],
 # MANIFEST [sustech1k], BIN [.venv/bin]. Check the whole recipe on a small tree with e.g.
 # CONFIG=tiny ITERATIONS=20 DEPTH=/path/to/small-depth-model.
@@ -16,6 +16,7 @@ set -euo pipefail
 : "${SUSTECH1K:?set SUSTECH1K=/path/to/SUSTech1K-Released-2023 (or the -pkl release)}"
 BIN=${BIN:-.venv/bin}
 DEPTH=${DEPTH:-depth-anything/Depth-Anything-V2-Small-hf}
+DEPTH_INPUT_HEIGHT=${DEPTH_INPUT_HEIGHT:-266}
 DEVICE=${DEVICE:-auto}
 CACHE=${CACHE:-cache/sustech1k}
 RUNS=${RUNS:-runs/sustech1k}
@@ -35,7 +36,7 @@ if [ -f "$ALIGNED" ]; then
 else
     # exit code 1 only means some sequences were skipped (listed); the file holds the rest
     "$BIN/depthgait-prep" import --format sustech1k "$SUSTECH1K" --out "$ALIGNED" --depth "$DEPTH" \
-        --device "$DEVICE" --manifest "$MANIFEST" || [ -f "$ALIGNED" ]
+        --depth-input-height "$DEPTH_INPUT_HEIGHT" --device "$DEVICE" --manifest "$MANIFEST" || [ -f "$ALIGNED" ]
 fi
 
 echo "== 2/3 train $CONFIG -> $RUNS"
@@ -55,8 +56,9 @@ import json, sys
 paper = {"NM": 93.5, "BG": 88.0, "CL": 56.8, "CR": 87.4, "UB": 90.0, "UF": 88.5, "OC": 95.2, "NT": 38.4, "overall": 87.6}
 report = json.load(open(sys.argv[1]))
 cols = [c for c in [*report["conditions"], "overall"] if c in paper]
+fmt = lambda x: f"{'-':>8}" if x is None or x != x else f"{x:8.2f}"  # no probes of a condition: '-' 
 print("\nSUSTech1K rank-1 (%)   " + "".join(f"{c:>8}" for c in cols))
-print("ours                   " + "".join(f"{report[c]['rank1']:8.2f}" for c in cols))
+print("ours                   " + "".join(fmt(report[c].get("rank1")) for c in cols))
 print("DepthGait (paper)      " + "".join(f"{paper[c]:8.1f}" for c in cols))
 print("published anchors: DeepGaitV2-P3D (sil) overall 82.4, MultiGait++ (sil+parsing+flow) overall 87.6")
 PY
