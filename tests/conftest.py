@@ -13,3 +13,5 @@ os.environ["YOLO_AUTOINSTALL"] = "0"
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="depthgait-yolo-cfg-"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# One intra-op thread: on a 2-core CI machine two torch threads per test slow everything down.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
