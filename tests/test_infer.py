@@ -132,12 +132,16 @@ def test_video_without_a_person_is_said_plainly(trained, gallery, tmp_path: Path
     res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(empty), *_common(trained)])
     assert res.exit_code == 1
     assert "no usable person" in res.output and "empty.avi" in res.output and "Traceback" not in res.output
-    # in a batch, the empty video is listed and the others are still written
+    # in a batch, the empty video (identified through a CSV) is listed and the others are still written
+    table = tmp_path / "ids.csv"
+    table.write_text("path,subject,condition,view\nempty.avi,999,nm-01,090\n")
     res = CliRunner().invoke(
-        depthgait, ["embed", str(trained["aligned"]), str(empty), "--layout", "folders", "--out", str(tmp_path / "m.npz"),
+        depthgait, ["embed", str(trained["aligned"]), str(empty), "--layout", str(table), "--out", str(tmp_path / "m.npz"),
                     *_common(trained)],
     )  # fmt: skip
     assert res.exit_code == 1 and "wrote 9 embeddings" in res.output and "1 inputs skipped" in res.output
+    assert "empty.avi: no usable person" in res.output
+    assert sorted(set(load_embeddings(tmp_path / "m.npz").labels)) == list(SUBJECTS)
 
 
 def test_rank_identities_groups_by_subject() -> None:
