@@ -16,21 +16,24 @@ SYNTH = load_manifest("synthetic")
 
 
 def toy_sequence(subject: int, condition: str, view: str, length: int, seed: int) -> AlignedSequence:
-    """A walking blob whose body shape, stride and depth ramp depend on the subject.
+    """A walking figure whose torso width, stride period, leg swing and depth ramp depend on the subject.
 
-    Frame index t is written into ``frames`` and the silhouette's top row stores ``t`` too, so
-    tests can read back which source frames a clip holds.
+    Nuisances make it a real (if small) recognition task: a random shift per sequence, a wider
+    figure at view 090 and a bag at condition nm-05, so a random network does not already separate
+    the subjects. Frame index t is stamped into row 0 so tests can read back which frames a clip holds.
     """
     rng = np.random.default_rng(seed)
     t = np.arange(length)[:, None, None]  # [T, 1, 1]
     yy, xx = np.mgrid[0:64, 0:64][:, None]  # [1, 64, 64] each
-    width = 6 + 2 * (subject % 5)  # torso half-width: the identity cue
+    dx, dy = int(rng.integers(-6, 7)), int(rng.integers(-4, 5))  # placement nuisance
+    width = (6 + 2 * (subject % 5)) * (1.5 if view == "090" else 1.0)  # torso half-width: identity + view
     phase = 2 * np.pi * t / (8 + 3 * (subject % 3)) + rng.uniform(0, 2 * np.pi)
-    torso = (((xx - 32) / width) ** 2 + ((yy - 24) / 14) ** 2) < 1  # [1, 64, 64]
+    torso = (((xx - 32 - dx) / width) ** 2 + ((yy - 24 - dy) / 14) ** 2) < 1  # [1, 64, 64]
     swing = (4 + subject % 4) * np.sin(phase)  # [T, 1, 1] leg offset
-    legs = (yy >= 36) & (yy < 60) & ((np.abs(xx - 32 - swing) < 3) | (np.abs(xx - 32 + swing) < 3))
-    sil = (torso | legs).astype(np.uint8) * 255  # [T, 64, 64]
-    ramp = ((xx * (1 + subject % 3) + yy * 2) % 200 + 40).astype(np.uint8)  # [1, 64, 64]
+    legs = (yy >= 36 + dy) & (yy < 60 + dy) & ((np.abs(xx - 32 - dx - swing) < 3) | (np.abs(xx - 32 - dx + swing) < 3))
+    bag = (condition == "nm-05") & (np.abs(xx - 36 - dx - width) < 5) & (np.abs(yy - 30 - dy) < 6)
+    sil = (torso | legs | bag).astype(np.uint8) * 255  # [T, 64, 64]
+    ramp = ((xx * (1 + subject % 3) + yy * 2) % 200 + 40).astype(np.uint8)  # [1, 64, 64], below 255
     depth = np.where(sil > 0, ramp, 0).astype(np.uint8)
     sil[:, 0, :] = 0
     sil[:, 0, 12] = (np.arange(length) % 256).astype(np.uint8)  # frame stamp, inside the 64x44 cut

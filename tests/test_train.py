@@ -14,6 +14,7 @@ from cli.main import main
 from depthgait_model.checkpoint import CheckpointError, load_checkpoint, load_model
 from depthgait_model.config import load_config
 from depthgait_model.data import GaitDataset, collate
+from depthgait_model.model import DepthGait
 from depthgait_model.train import train
 
 
@@ -21,6 +22,15 @@ def tiny(**changes):
     """The tiny recipe with a batch that fits the toy data: 4 train subjects x 2 clips of 4 frames."""
     base = {"train.batch_p": 4, "train.batch_k": 2, "train.frames": 4, "train.lr": 0.05, "train.augment_p": 0.5}
     return load_config("tiny").override({**base, **changes})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """On the shared 2-core test machine, OpenMP threads spin against each other: 1 thread is ~8x faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,7 @@ def test_training_lowers_the_loss(trained):
     assert [r["iter"] for r in result.history] == [5, 10, 15, 20, 25, 30]
     assert result.iterations == 30 and result.start_iteration == 0
     assert result.first_loss == losses[0] and result.final_loss == losses[-1]
-    assert sum(losses[-2:]) / 2 < 0.7 * losses[0], losses  # a real drop, not noise
+    assert sum(losses[-2:]) / 2 < 0.5 * losses[0], losses  # a real drop (measured ~0.33x), not noise
     assert result.history[-1]["lr"] == pytest.approx(0.005)  # x0.1 after milestone 24
     assert result.history[0]["lr"] == pytest.approx(0.05)
 
@@ -63,6 +73,15 @@ def test_run_folder_is_complete(trained):
     assert load_checkpoint(out / "ckpt-15.pt")["iteration"] == 15
 
 
+def ranking_auc(model, batch) -> float:
+    """Share of (anchor, same-subject, other-subject) triples where the same subject is nearer."""
+    emb = model.embed(**batch.model_inputs("cpu")).flatten(1)  # [N, C*P]
+    dist = torch.cdist(emb, emb)  # [N, N]
+    same = batch.labels[:, None] == batch.labels[None]
+    triples = (same & ~torch.eye(len(same), dtype=torch.bool))[:, :, None] & ~same[:, None, :]  # [N, N, N]
+    return ((dist[:, :, None] < dist[:, None, :]) & triples).sum().item() / triples.sum().item()
+
+
 def test_checkpoint_alone_rebuilds_a_model_that_recognises(trained, toy_file):
     cfg, result = trained
     model, run_cfg, meta = load_model(result.checkpoint, "cpu")
@@ -71,13 +90,13 @@ def test_checkpoint_alone_rebuilds_a_model_that_recognises(trained, toy_file):
     stored = load_checkpoint(result.checkpoint)["model"]
     assert all(torch.equal(v, stored[k]) for k, v in model.state_dict().items())
     assert not model.training
-    # whole sequences of the train subjects: nearest neighbour (other sequences) finds the subject
+    # whole sequences (all frames, padded batch) of the train subjects, across views and the bag condition
     ds = GaitDataset(toy_file, "synthetic", "train", frames=None, label_map=meta["label_map"], quiet=True)
     batch = collate([ds[i] for i in range(len(ds))])
-    emb = model.embed(**batch.model_inputs("cpu")).flatten(1)  # [N, C*P]
-    dist = torch.cdist(emb, emb).fill_diagonal_(float("inf"))
-    rank1 = (batch.labels[dist.argmin(1)] == batch.labels).float().mean().item()
-    assert rank1 >= 0.6, rank1  # chance is about 0.26 (6 of 23 others share the subject)
+    torch.manual_seed(0)
+    untrained = DepthGait(run_cfg.model, num_classes=4).eval()
+    before, after = ranking_auc(untrained, batch), ranking_auc(model, batch)
+    assert after >= 0.85 and after > before + 0.15, (before, after)  # measured: ~0.65 -> ~0.93
 
 
 def test_resume_continues_bit_for_bit(toy_file, tmp_path):
