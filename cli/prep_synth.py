@@ -31,11 +31,13 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--codec", type=click.Choice(["ffv1", "mjpg"]), default="ffv1", show_default=True,
               help="ffv1: lossless (~115 KB/frame); mjpg: ~10x smaller, lossy edges.")
 @click.option("--overwrite", is_flag=True, help="Redo videos that already exist with the same settings.")
+@click.option("--backgrounds/--no-backgrounds", default=True, show_default=True,
+              help="Also write one empty-scene video per view (bkgrd-VVV.avi), for background subtraction.")
 @workers_option
 @quiet_option
 @handle_errors
 def synth(out_dir: str, subjects: int, views: str, conditions: str, frames: int, size: str, seed: int,
-          codec: str, overwrite: bool, workers: int, quiet: bool) -> None:
+          codec: str, overwrite: bool, backgrounds: bool, workers: int, quiet: bool) -> None:
     """Render people walking past a fixed camera as OUT_DIR/SSS-CC-NN-VVV.avi, with ground truth
     (box, mask, depth in metres) in OUT_DIR/truth/SSS-CC-NN-VVV.h5.
 
@@ -47,5 +49,5 @@ def synth(out_dir: str, subjects: int, views: str, conditions: str, frames: int,
 
     paths = generate_dataset(out_dir, subjects=subjects, views=_csv(views), conditions=_csv(conditions),
                              frames=frames, size=_size(size), seed=seed, workers=workers, quiet=quiet,
-                             overwrite=overwrite, codec=codec)
+                             overwrite=overwrite, codec=codec, backgrounds=backgrounds)
     click.echo(f"{len(paths)} videos in {out_dir} (ground truth in {out_dir}/truth)")

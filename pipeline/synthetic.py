@@ -207,14 +207,36 @@ def _make_one(out_dir: Path, index: int, condition: str, view: str, frames: int,
     return video, True
 
 
+BACKGROUND_FRAMES = 25
+
+
+def write_background_video(out_dir: Path, view: str, size: tuple[int, int], seed: int, codec: str,
+                           overwrite: bool = False) -> Path:
+    """``bkgrd-VVV.avi``: the empty scene of one camera, as CASIA-B ships beside its walks.
+
+    Background subtraction needs it where the walker hardly moves across the frame (frontal and
+    back views): a background taken from the walk itself would contain the person.
+    """
+    path = out_dir / f"bkgrd-{view}.avi"
+    if path.exists() and not overwrite:
+        return path
+    width, height = size
+    bg = background(view, (width, height), seed).astype(np.float32)  # [H, W, 3]
+    rng = np.random.default_rng([int(seed), int(view), 7])
+    noise = rng.standard_normal((BACKGROUND_FRAMES, height, width, 3), dtype=np.float32) * SENSOR_NOISE
+    frames = np.clip(np.rint(bg[None] + noise), 0, 255).astype(np.uint8)  # [B, H, W, 3]
+    return write_video(path, frames, codec=codec)
+
+
 def generate_dataset(out_dir: str | Path, subjects: int | Iterable[int] = 3, views: Sequence[str] = VIEWS,
                      conditions: Sequence[str] = CONDITIONS, frames: int = 60, size: tuple[int, int] = (320, 240),
                      seed: int = 0, workers: int = 1, quiet: bool = False, overwrite: bool = False,
-                     codec: str = "ffv1") -> list[Path]:
+                     codec: str = "ffv1", backgrounds: bool = True) -> list[Path]:
     """Write every (subject, condition, view) video and truth file; return the video paths in order.
 
     ``subjects`` is a count (subjects 001..N) or explicit 1-based indices. Finished pairs made with
     the same settings are skipped unless ``overwrite``. ``codec``: "ffv1" (lossless) or "mjpg" (small).
+    ``backgrounds`` also writes one empty-scene video per view (``bkgrd-VVV.avi``, skipped by the manifests).
     """
     out_dir = Path(out_dir)
     indices = list(range(1, subjects + 1)) if isinstance(subjects, int) else [int(s) for s in subjects]
@@ -233,6 +255,9 @@ def generate_dataset(out_dir: str | Path, subjects: int | Iterable[int] = 3, vie
         raise ValueError(f"{out_dir}: exists and is not a folder")
     (out_dir / "truth").mkdir(parents=True, exist_ok=True)
 
+    if backgrounds:
+        for view in views:
+            write_background_video(out_dir, view, size, seed, codec, overwrite)
     jobs = [(i, c, v) for i in indices for c in conditions for v in views]
     tasks = (delayed(_make_one)(out_dir, i, c, v, frames, size, seed, codec, overwrite) for i, c, v in jobs)
     results = Parallel(n_jobs=max(1, workers), return_as="generator")(tasks)

@@ -55,13 +55,23 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cli_writes_casia_named_videos_and_truth(synth_dir: Path) -> None:
     names = sorted(f"{s:03d}-{c}-{v}" for s in (1, 2) for c in CONDITIONS for v in VIEWS)
-    assert sorted(p.stem for p in synth_dir.glob("*.avi")) == names
+    assert sorted(p.stem for p in synth_dir.glob("[0-9]*.avi")) == names
     assert sorted(p.stem for p in (synth_dir / "truth").glob("*.h5")) == names
+    assert sorted(p.stem for p in synth_dir.glob("bkgrd-*.avi")) == [f"bkgrd-{v}" for v in sorted(VIEWS)]
     assert not list(synth_dir.rglob(".tmp-*"))  # no half files left behind
 
 
+def test_background_videos_show_the_empty_scene(synth_dir: Path) -> None:
+    for view in VIEWS:
+        frames = decode(synth_dir / f"bkgrd-{view}.avi").astype(np.float32)
+        bg = background(view, (320, 240), 0).astype(np.float32)
+        assert frames.shape[1:] == (240, 320, 3)
+        assert np.abs(frames - bg).mean() < 3.0  # only sensor noise
+        assert np.abs(frames.mean(0) - bg).max() < 4.0
+
+
 def test_videos_decode_and_truth_matches_pixels(synth_dir: Path) -> None:
-    for video in sorted(synth_dir.glob("*.avi")):
+    for video in sorted(synth_dir.glob("[0-9]*.avi")):
         rgb = decode(video)
         assert rgb.shape == (FRAMES, 240, 320, 3), video.name
         with h5py.File(synth_dir / "truth" / f"{video.stem}.h5", "r") as h5:
