@@ -6,7 +6,9 @@ batches an uninterrupted run would have seen, however far DataLoader workers had
 
 Each item is ``(dataset index, item seed)``: the dataset draws the clip window and augmentation
 from the item seed, so a batch's content does not depend on worker count or order either.
-Under DDP every rank draws the same global batch and keeps the items ``rank::world_size``.
+Under DDP every rank draws the same global batch and keeps a share that still holds triplets:
+K/world_size sequences of every subject when that leaves >= 2 per subject, else P/world_size whole
+subjects (a plain ``rank::world_size`` slice could leave a rank with no positive pair).
 """
 from __future__ import annotations
 
@@ -44,8 +46,16 @@ class PKSampler:
             )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
-        if (p * k) % world_size:
-            raise ValueError(f"P x K = {p * k} items cannot be split evenly over {world_size} processes")
+        if k % world_size == 0 and k // world_size >= 2:
+            self.split = "k"
+        elif p % world_size == 0 and p // world_size >= 2:
+            self.split = "p"
+        else:
+            raise ValueError(
+                f"P x K = {p} x {k} cannot be split evenly over {world_size} processes so that each keeps "
+                f">= 2 subjects with >= 2 sequences; make K or P a multiple of {world_size} (K/{world_size} >= 2 or "
+                f"P/{world_size} >= 2)"
+            )
         self.labels = sorted(by_label)
         self.members = [np.asarray(by_label[label], dtype=np.int64) for label in self.labels]
         self.p, self.k, self.seed = p, k, int(seed)
@@ -56,14 +66,14 @@ class PKSampler:
         """The items of batch ``i`` for this rank; a pure function of (seed, i)."""
         rng = np.random.default_rng([self.seed, i])
         chosen = rng.choice(len(self.labels), size=self.p, replace=False)  # [P] label positions
-        items: list[int] = []
-        for pos in chosen:
-            pool = self.members[pos]
-            picks = rng.choice(pool, size=self.k, replace=len(pool) < self.k)  # [K] dataset indices
-            items.extend(int(x) for x in picks)
-        seeds = rng.integers(0, 2**62, size=len(items))  # [P*K] per-item seeds
-        pairs = list(zip(items, (int(s) for s in seeds), strict=False))
-        return pairs[self.rank :: self.world_size]
+        grid = np.stack([
+            rng.choice(self.members[pos], size=self.k, replace=len(self.members[pos]) < self.k) for pos in chosen
+        ])  # [P, K] dataset indices
+        seeds = rng.integers(0, 2**62, size=grid.shape)  # [P, K] per-item seeds
+        if self.world_size > 1:
+            part = np.s_[:, self.rank :: self.world_size] if self.split == "k" else np.s_[self.rank :: self.world_size]
+            grid, seeds = grid[part], seeds[part]
+        return [(int(i), int(s)) for i, s in zip(grid.ravel(), seeds.ravel(), strict=True)]
 
     def __iter__(self) -> Iterator[list[Item]]:
         i = self.start

@@ -51,12 +51,16 @@ def test_state_restore_resumes_the_identical_sequence():
         PKSampler(LABELS, 3, 3).load_state_dict(state)
 
 
-def test_ddp_ranks_partition_the_global_batch():
-    whole = list(islice(PKSampler(LABELS, 2, 4, seed=5), 6))
-    ranks = [list(islice(PKSampler(LABELS, 2, 4, seed=5, rank=r, world_size=2), 6)) for r in (0, 1)]
+@pytest.mark.parametrize(("p", "k", "per_subject", "subjects"), [(2, 4, 2, 2), (4, 2, 2, 2)])
+def test_ddp_ranks_partition_the_global_batch(p, k, per_subject, subjects):
+    whole = list(islice(PKSampler(LABELS, p, k, seed=5), 6))
+    ranks = [list(islice(PKSampler(LABELS, p, k, seed=5, rank=r, world_size=2), 6)) for r in (0, 1)]
     for i, batch in enumerate(whole):
-        assert len(ranks[0][i]) == len(ranks[1][i]) == 4
-        assert sorted(ranks[0][i] + ranks[1][i]) == sorted(batch)
+        assert sorted(ranks[0][i] + ranks[1][i]) == sorted(batch)  # a partition of the global batch
+        for part in (ranks[0][i], ranks[1][i]):
+            counts = Counter(LABELS[idx] for idx, _ in part)
+            # every rank keeps triplets: >= 2 subjects, each with >= 2 sequences
+            assert len(counts) == subjects and set(counts.values()) == {per_subject}
 
 
 def test_bad_settings_are_clear():
@@ -64,3 +68,5 @@ def test_bad_settings_are_clear():
         PKSampler(LABELS, p=7, k=2)
     with pytest.raises(ValueError, match="split evenly"):
         PKSampler(LABELS, p=3, k=3, world_size=2)
+    with pytest.raises(ValueError, match="split evenly"):
+        PKSampler(LABELS, p=2, k=2, world_size=2)  # would leave one subject or one sequence each
