@@ -29,8 +29,16 @@ class DepthEstimator:
     """Load once, then ``estimate(crops)`` for any number of RGB crops, ``batch_size`` per forward."""
 
     def __init__(
-        self, model: str = DEFAULT_DEPTH_MODEL, device: str = "cpu", input_height: int = 266, batch_size: int = 16
+        self,
+        model: str = DEFAULT_DEPTH_MODEL,
+        device: str = "cpu",
+        input_height: int = 266,
+        batch_size: int = 16,
+        input_aspect: float = 0.6,
     ) -> None:
+        """``input_aspect`` (width / height of the model input): a walker's crop with its margin is about
+        0.5; a wider crop is scaled down to fit. The same input size for every crop keeps a frame's
+        depth independent of the other crops in its batch."""
         import torch
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -44,8 +52,8 @@ class DepthEstimator:
         cfg = self.model.config
         patch = getattr(cfg, "patch_size", None) or getattr(getattr(cfg, "backbone_config", None), "patch_size", None) or 16
         multiple = math.lcm(int(getattr(self.processor, "ensure_multiple_of", 1) or 1), int(patch))
-        # Input shaped like the canvas (4:3 portrait), both sides a multiple of the patch size.
-        self.input_hw = (_round_to(input_height, multiple), _round_to(input_height * CANVAS[1] / CANVAS[0], multiple))
+        # Portrait input, both sides a multiple of the patch size.
+        self.input_hw = (_round_to(input_height, multiple), _round_to(input_height * input_aspect, multiple))
         # Relative models (Depth Anything, DPT) predict inverse depth (near = large); metric ones metres.
         self.near_is_large = getattr(cfg, "depth_estimation_type", "relative") != "metric" and cfg.model_type != "zoedepth"
         self._torch = torch

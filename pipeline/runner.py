@@ -49,6 +49,7 @@ class ExtractSettings:
     batch_size: int = 16
     margin: float = 0.1  # share of the box's width/height added on each side of the crop
     depth_input_height: int = 266
+    depth_input_aspect: float = 0.6  # width / height of the depth model's input
     background_frames: int = 64  # frames sampled for the median background
 
     def __post_init__(self) -> None:
@@ -76,7 +77,10 @@ class ExtractSettings:
             rec["seg_weights"] = self.seg_weights
         if self.needs_background:
             rec["background_frames"] = self.background_frames
-        rec.update(margin=self.margin, canvas=list(CANVAS), depth_input_height=self.depth_input_height)
+        rec.update(
+            margin=self.margin, canvas=list(CANVAS), depth_input_height=self.depth_input_height,
+            depth_input_aspect=self.depth_input_aspect,
+        )  # fmt: skip
         return rec
 
     def check_weights(self) -> None:
@@ -109,7 +113,10 @@ def load_models(settings: ExtractSettings) -> Models:
         _MODELS[settings] = Models(
             detector=make_detector(settings.detector, settings.detector_weights, device=settings.device),
             segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=settings.device),
-            depth=DepthEstimator(settings.depth, settings.device, settings.depth_input_height, settings.batch_size),
+            depth=DepthEstimator(
+                settings.depth, settings.device, settings.depth_input_height, settings.batch_size,
+                settings.depth_input_aspect,
+            ),  # fmt: skip
         )
     return _MODELS[settings]
 
