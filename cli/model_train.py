@@ -36,13 +36,15 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--resume", is_flag=True, help="Continue from <out>/ckpt.pt exactly where it stopped.")
 @device_option
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch [default: torch's choice]; 1 is often fastest on a busy shared CPU.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config field, e.g. --set train.lr=0.05 --set model.mode=late-fusion.")
 @quiet_option
 @handle_errors
 def train(
     data: Path, manifest: str, config_name: str, out: Path | None, iterations: int | None, resume: bool,
-    device: str, seed: int | None, overrides: tuple[str, ...], quiet: bool,
+    device: str, seed: int | None, threads: int | None, overrides: tuple[str, ...], quiet: bool,
 ) -> None:
     """Train the DepthGait network on the train split of an aligned file.
 
@@ -51,7 +53,7 @@ def train(
     \b
     Example:
       depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 200
-      depthgait train --config small-cpu --resume --iterations 400
+      depthgait train --config small-cpu --resume --iterations 400 --threads 1
       depthgait train --config casia-b --set train.batch_k=8 --set model.mode=silhouette-only
     """
     from depthgait_model.config import load_config
@@ -66,6 +68,10 @@ def train(
     run_cfg = load_config(config_name)
     if changes:
         run_cfg = run_cfg.override(changes, source="--set/--iterations/--seed")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     out_dir = out if out is not None else Path("runs") / (run_cfg.name or Path(config_name).stem)
     try:
         result = run_training(run_cfg, data, manifest, out_dir, resume=resume, device=device, quiet=quiet)

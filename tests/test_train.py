@@ -145,7 +145,7 @@ def test_cli_trains_and_is_strict(toy_file, tmp_path):
     out = tmp_path / "cli"
     args = ["train", "--data", str(toy_file), "--manifest", "synthetic", "--config", "tiny", "--out", str(out),
             "--device", "cpu", "--quiet", "--set", "train.batch_p=4", "--set", "train.frames=4"]
-    result = runner.invoke(main, [*args, "--iterations", "2", "--seed", "3"])
+    result = runner.invoke(main, [*args, "--iterations", "2", "--seed", "3", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "trained iterations 1-2" in result.output and f"checkpoint: {out / 'ckpt.pt'}" in result.output
     stored = load_checkpoint(out / "ckpt.pt")["config"]["train"]
