@@ -227,11 +227,14 @@ def extract_video(
         raise StageError("decode", f"{path}: the second pass decoded {row} of the {t} frames the first one found")
     if not mask.any():
         warnings.append(("segment", f"{path}: every silhouette is empty"))
+    depth16 = depth.astype(np.float16)
+    if np.isinf(depth16).any() or (np.abs(depth).max(initial=0) > 0 and not depth16.any()):
+        warnings.append(("depth", f"{path}: depth values ({np.abs(depth).max():.3g} at most) do not fit float16"))
     cache = VideoCache(
         video=str(path), subject=seq.subject, condition=seq.condition, view=seq.view, fps=info.fps, width=info.width,
         height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
         depth_near_is_large=bool(models.depth.near_is_large), frames=track.frames, box=track.boxes,
-        score=track.scores, crop_box=crops, crop_size=crop_size, mask=mask, depth=depth.astype(np.float16),
+        score=track.scores, crop_box=crops, crop_size=crop_size, mask=mask, depth=depth16,
     )  # fmt: skip
     return cache, warnings
 

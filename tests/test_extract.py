@@ -111,6 +111,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def depth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Depth Anything saved like a Hub checkpoint, loaded through from_pretrained."""
+    import torch
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
 
     out = tmp_path_factory.mktemp("tiny-depth")
@@ -122,7 +123,12 @@ def depth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         backbone_config=backbone, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8,
         reassemble_hidden_size=32, patch_size=14,
     )  # fmt: skip
-    DepthAnythingForDepthEstimation(cfg).save_pretrained(out)
+    torch.manual_seed(0)
+    model = DepthAnythingForDepthEstimation(cfg)
+    with torch.no_grad():  # outputs in the real model's range (relative depth ~1-20), not ~1e-8 (float16 zero)
+        model.head.conv3.weight.mul_(1e3)
+        model.head.conv3.bias.fill_(2.0)
+    model.save_pretrained(out)
     DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(out)
     return out
 
