@@ -8,9 +8,9 @@ loads exactly like ``depth-anything/Depth-Anything-V2-Small-hf``.
 - Data: subjects ``subject_params(1000 + i)`` (held-in); held-out evaluation uses subjects 1..N,
   the ones ``depthgait-prep synth`` makes, never seen in training. All 11 views and nm/bg/cl conditions. Crops are the person
   box plus a margin, clipped to the frame, as the extract stage takes them.
-- Loss: MiDaS-style scale-and-shift-invariant loss on inverse depth inside the silhouette (target
-  normalised per image by median / mean absolute deviation, prediction aligned by least squares),
-  plus a multi-scale gradient-matching term.
+- Loss: MiDaS-style scale-and-shift-invariant loss on inverse depth inside the silhouette (prediction
+  and target standardised per image, which keeps the sign: larger = nearer), plus a multi-scale
+  gradient-matching term.
 - Output: ``config.json``, ``preprocessor_config.json``, ``model.safetensors``, ``README.md`` (model
   card with the measured errors) and ``training_metrics.json``, swapped in atomically as one folder.
 
@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from pipeline.atomic import write_text_atomic  # noqa: E402
-from pipeline.depth_metrics import depth_errors  # noqa: E402
+from pipeline.depth_metrics import align_scale_shift, depth_errors  # noqa: E402
 from pipeline.shipped_models import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME  # noqa: E402
 
 VIEWS = ("000", "018", "036", "054", "072", "090", "108", "126", "144", "162", "180")
@@ -235,18 +235,27 @@ def predict_fitted(model, processor, images: list[np.ndarray], input_hw: tuple[i
 
 
 def evaluate_crops(predictions: list[np.ndarray], crops: Crops) -> dict[str, float]:
-    """Mean per-frame AbsRel and SI-RMSE inside the silhouette (crops differ in size, so one call per size group)."""
-    abs_rel, si_rmse = [], []
+    """Mean per-frame AbsRel and SI-RMSE inside the silhouette, and the share of frames whose fit onto true
+    inverse depth has a positive scale (larger = nearer). Crops differ in size: one call per size group."""
+    abs_rel, si_rmse, positive = [], [], []
     groups: dict[tuple[int, int], list[int]] = {}
     for i, m in enumerate(crops.mask):
         groups.setdefault(m.shape, []).append(i)
     for idx in groups.values():
-        e = depth_errors(
-            np.stack([predictions[i] for i in idx]), np.stack([crops.depth[i] for i in idx]), np.stack([crops.mask[i] for i in idx])
-        )
+        pred = np.stack([predictions[i] for i in idx])  # [n, h, w]
+        depth = np.stack([crops.depth[i] for i in idx])
+        mask = np.stack([crops.mask[i] for i in idx])
+        e = depth_errors(pred, depth, mask)
         abs_rel.append(e.abs_rel)
         si_rmse.append(e.si_rmse)
-    return {"abs_rel": float(np.concatenate(abs_rel).mean()), "si_rmse": float(np.concatenate(si_rmse).mean()), "frames": len(predictions)}
+        scale, _ = align_scale_shift(pred.astype(np.float64), np.where(mask, 1.0 / np.where(mask, depth, 1.0), 0.0), mask)
+        positive.append(scale > 0)
+    return {
+        "abs_rel": float(np.concatenate(abs_rel).mean()),
+        "si_rmse": float(np.concatenate(si_rmse).mean()),
+        "positive_scale": float(np.concatenate(positive).mean()),
+        "frames": len(predictions),
+    }
 
 
 def evaluate_references(model, processor, crops: Crops, untrained_seed: int) -> dict[str, dict[str, float]]:
@@ -261,35 +270,29 @@ def evaluate_references(model, processor, crops: Crops, untrained_seed: int) -> 
 
 
 # ---- loss ------------------------------------------------------------------------------------------
-def normalise_target(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-image (t - median) / mean|t - median| inside the mask, so every image weighs the same. [B, H, W]"""
-    big = torch.where(mask, target, torch.full_like(target, float("nan")))  # [B, H, W]
-    med = big.flatten(1).nanmedian(dim=1).values  # [B]
-    centred = (target - med[:, None, None]) * mask  # [B, H, W]
-    mad = centred.abs().flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1)  # [B]
-    return centred / mad.clamp(min=1e-6)[:, None, None]
+def standardise(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-image (x - mean) / std inside the mask, 0 outside. [B, H, W]
 
-
-def align_prediction(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Least-squares scale and shift of ``pred`` onto ``target`` inside the mask, per image (differentiable). [B, H, W]
-
-    Centred form with ``eps`` added to the prediction's variance, so that a nearly constant prediction
-    (random init) gets a bounded scale instead of a division by ~0.
+    Prediction and target get the same positive normalisation, so the loss is invariant to scale and
+    shift but not to sign: the model must keep Depth Anything's convention (larger = nearer). A
+    least-squares alignment would accept a flipped map, and an early model used that freedom on 30%
+    of the frames.
     """
     m = mask.float()  # [B, H, W]
     n = m.sum((1, 2)).clamp(min=1)  # [B]
-    mean_p = (m * pred).sum((1, 2)) / n  # [B]
-    mean_t = (m * target).sum((1, 2)) / n  # [B]
-    dp = (pred - mean_p[:, None, None]) * m  # [B, H, W]
-    dt = (target - mean_t[:, None, None]) * m  # [B, H, W]
-    scale = (dp * dt).sum((1, 2)) / ((dp * dp).sum((1, 2)) + eps * n)  # [B]
-    return scale[:, None, None] * (pred - mean_p[:, None, None]) + mean_t[:, None, None]
+    mean = (m * x).sum((1, 2)) / n  # [B]
+    centred = (x - mean[:, None, None]) * m  # [B, H, W]
+    std = ((centred * centred).sum((1, 2)) / n).sqrt()  # [B]
+    return centred / (std + eps)[:, None, None]
 
 
 def ssi_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, grad_weight: float, scales: int = 3) -> tuple[torch.Tensor, dict[str, float]]:
-    """Scale-and-shift-invariant MSE plus multi-scale gradient matching (MiDaS), both inside the mask."""
-    target_n = normalise_target(target, mask)  # [B, H, W]
-    diff = (align_prediction(pred, target_n, mask) - target_n) * mask  # [B, H, W]
+    """Scale-and-shift-invariant loss on inverse depth inside the mask (MiDaS-style) plus multi-scale gradient matching.
+
+    Both maps are standardised per image; the data term, mean squared difference, is 2 (1 - Pearson
+    correlation), and the gradient term matches the standardised maps' local differences.
+    """
+    diff = standardise(pred, mask) - standardise(target, mask)  # [B, H, W], 0 off the mask
     n = mask.sum().clamp(min=1)
     data = (diff * diff).sum() / n
     grad = pred.new_zeros(())
@@ -317,7 +320,7 @@ class TrainSettings:
     frame_step: int = 2
     width: int = 320
     height: int = 240
-    iterations: int = 700
+    iterations: int = 1000
     batch_size: int = 16
     lr: float = 1.5e-3
     weight_decay: float = 0.01
@@ -443,8 +446,8 @@ depth (larger = nearer), as Depth Anything; scale and shift are unknown.
 ## Training data
 {train_subjects} held-in synthetic subjects (indices {first}..{last} of generator seed 0), {seqs} random
 (view, condition) sequences each over all 11 CASIA-B views and nm/bg/cl, {frames} frames at
-{width}x{height}, one frame in {step}: {n_crops} crops. Loss: MiDaS scale-and-shift-invariant MSE on
-inverse depth inside the silhouette + {grad_weight} x multi-scale gradient matching. AdamW, lr {lr},
+{width}x{height}, one frame in {step}: {n_crops} crops. Loss: MiDaS-style scale-and-shift-invariant MSE
+of per-image standardised inverse depth inside the silhouette + {grad_weight} x multi-scale gradient matching. AdamW, lr {lr},
 {iterations} iterations of batch {batch}, {threads} CPU thread(s), {train_minutes:.1f} min of training.
 
 ## Measured errors (held-out subjects, never seen in training)

@@ -131,20 +131,20 @@ def _training_script():
     return module
 
 
-def test_training_loss_is_scale_and_shift_invariant_and_sees_only_the_mask() -> None:
+def test_training_loss_is_scale_and_shift_invariant_keeps_the_sign_and_sees_only_the_mask() -> None:
     script = _training_script()
     gen = torch.Generator().manual_seed(0)
     target = torch.rand(3, 16, 12, generator=gen) + 0.1  # [B, H, W] inverse depth
     mask = torch.rand(3, 16, 12, generator=gen) > 0.3
-    perfect = 4.0 * target - 0.7  # affine in inverse depth
-    perfect = torch.where(mask, perfect, torch.full_like(perfect, 99.0))  # garbage off the mask
+    perfect = torch.where(mask, 4.0 * target - 0.7, torch.full_like(target, 99.0))  # affine; garbage off the mask
     loss, _ = script.ssi_loss(perfect, target, mask, grad_weight=0.5)
-    assert float(loss) < 1e-4  # not 0: the alignment adds a tiny ridge to the variance
-    noisy = perfect + 0.3 * torch.randn(3, 16, 12, generator=gen)
-    worse, _ = script.ssi_loss(noisy, target, mask, grad_weight=0.5)
-    assert float(worse) > 0.05
-    flat, _ = script.ssi_loss(torch.zeros(3, 16, 12), target, mask, grad_weight=0.5)  # dead ReLU: finite
-    assert math.isfinite(float(flat)) and float(flat) > float(worse)
+    assert float(loss) < 1e-6
+    noisy, _ = script.ssi_loss(perfect + 0.3 * torch.randn(3, 16, 12, generator=gen), target, mask, grad_weight=0.5)
+    flat, info = script.ssi_loss(torch.zeros(3, 16, 12), target, mask, grad_weight=0.5)  # dead ReLU: finite
+    flipped, flipped_info = script.ssi_loss(-perfect, target, mask, grad_weight=0.5)  # depth instead of inverse depth
+    assert 0.05 < float(noisy) < float(flat) < float(flipped)
+    assert info["ssi"] == pytest.approx(1.0, abs=1e-4)  # 2 (1 - correlation) with correlation 0 ...
+    assert flipped_info["ssi"] == pytest.approx(4.0, abs=1e-3)  # ... and with correlation -1
 
 
 # ---- the shipped model on held-out synthetic subjects --------------------------------------------
