@@ -28,5 +28,19 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m cli.demo --out demo
 
+# The paper's CASIA-B recipe on the real videos (GPU, real weights); every stage resumes.
+reproduce-casiab: $(STAMP)
+	CASIAB="$(CASIAB)" scripts/reproduce_casiab.sh
+
+reproduce-sustech1k: $(STAMP)
+	SUSTECH1K="$(SUSTECH1K)" scripts/reproduce_sustech1k.sh
+
+# Speed measurements (kept out of the unit tests).
+bench: $(STAMP)
+	$(BIN)/python bench/bench_synth.py --videos 6
+	$(BIN)/python bench/bench_extract.py --videos 2 --frames 40
+	$(BIN)/python bench/bench_align.py
+	$(BIN)/python bench/bench_eval.py
+
 clean:
 	rm -rf cache runs demo .pytest_cache
