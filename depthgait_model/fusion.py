@@ -11,6 +11,9 @@ reconstruction, with every choice a config option so that ablations are runs:
   the stage-3 resolution, concatenates them with both branches' stage-3 outputs and mixes them
   with a 1x1 conv;
 - a shared stage 4 works on the mixed feature.
+
+Everything here runs on frame-folded maps ``[N * T, C, H, W]`` (see blocks.py): all of it is
+frame-wise, so ``T`` matters only to the branches' temporal convs and the mask.
 """
 from __future__ import annotations
 
@@ -18,12 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthgait_model.blocks import FrameConv1x1, Pointwise
 from depthgait_model.branch import Branch, Stage
-
-
-def pointwise(in_ch: int, out_ch: int) -> nn.Sequential:
-    """1x1 conv + BN + ReLU on ``[N, C, T, H, W]`` (frame-wise by construction)."""
-    return nn.Sequential(nn.Conv3d(in_ch, out_ch, kernel_size=1, bias=False), nn.BatchNorm3d(out_ch), nn.ReLU())
 
 
 class CrossModalBlock(nn.Module):
@@ -39,22 +38,22 @@ class CrossModalBlock(nn.Module):
         assert op in ("gate", "add", "concat"), f"unknown fusion operator {op!r}"
         self.op = op
         if op in ("gate", "concat"):
-            self.fuse = pointwise(2 * channels, channels)
+            self.fuse = Pointwise(2 * channels, channels)
         if op == "gate":
             hidden = max(channels // reduction, 4)
             self.gate = nn.Sequential(
-                nn.Conv3d(channels, hidden, kernel_size=1),
-                nn.ReLU(),
-                nn.Conv3d(hidden, 2 * channels, kernel_size=1),
+                FrameConv1x1(channels, hidden), nn.ReLU(inplace=True), FrameConv1x1(hidden, 2 * channels)
             )
 
     def forward(self, sil: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.op == "add":
-            return sil, depth, sil + depth  # (N, C, T, H, W) each
-        fused = self.fuse(torch.cat([sil, depth], dim=1))  # (N, C, T, H, W)
+            return sil, depth, sil + depth  # (N*T, C, H, W) each
+        fused = self.fuse(sil, depth)  # (N*T, C, H, W), the 1x1 conv of [sil, depth]
         if self.op == "concat":
             return sil, depth, fused
-        gate_sil, gate_depth = torch.sigmoid(self.gate(fused)).chunk(2, dim=1)  # (N, C, T, H, W) each
+        squeeze, relu, expand = self.gate
+        hidden = relu(squeeze(fused))  # (N*T, C_hidden, H, W)
+        gate_sil, gate_depth = (g.sigmoid_() for g in expand.forward_split(hidden, 2))  # (N*T, C, H, W) each
         return sil * gate_sil, depth * gate_depth, fused
 
 
@@ -67,12 +66,12 @@ class MultiScaleAggregation(nn.Module):
 
     def __init__(self, level_channels: list[int], branch_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.mix = pointwise(sum(level_channels) + 2 * branch_channels, out_channels)
+        self.mix = Pointwise(sum(level_channels) + 2 * branch_channels, out_channels)
 
     def forward(self, fused: list[torch.Tensor], sil: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        size = sil.shape[2:]  # (T, h, w) of stage 3
-        levels = [F.adaptive_avg_pool3d(f, size) for f in fused]  # (N, C_l, T, h, w) each
-        return self.mix(torch.cat([*levels, sil, depth], dim=1))  # (N, C_out, T, h, w)
+        size = sil.shape[2:]  # (h, w) of stage 3
+        levels = [f if f.shape[2:] == size else F.adaptive_avg_pool2d(f, size) for f in fused]  # (N*T, C_l, h, w) each
+        return self.mix(*levels, sil, depth)  # (N*T, C_out, h, w), the 1x1 conv of their concatenation
 
 
 class CrossLevelFusion(nn.Module):
@@ -101,16 +100,17 @@ class CrossLevelFusion(nn.Module):
         self.stage4 = Stage(3, channels[2], channels[3], blocks[3], strides[3])
         self.out_channels = channels[3]
 
-    def forward(self, sil: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        s = self.sil.forward_stem(sil)  # (N, C0, T, H, W)
-        d = self.depth.forward_stem(depth)  # (N, C0, T, H, W)
+    def forward(self, sil: torch.Tensor, depth: torch.Tensor, frames: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Folded frames ``[N * T, 1, H, W]`` of each modality -> ``[N * T, C4, h, w]``."""
+        s = self.sil.forward_stem(sil)  # (N*T, C0, H, W)
+        d = self.depth.forward_stem(depth)  # (N*T, C0, H, W)
         fused: list[torch.Tensor] = []
         for index in range(3):
-            s = self.sil.forward_stage(index, s, mask)  # (N, C_i, T, H_i, W_i)
-            d = self.depth.forward_stage(index, d, mask)  # (N, C_i, T, H_i, W_i)
+            s = self.sil.forward_stage(index, s, frames, mask)  # (N*T, C_i, H_i, W_i)
+            d = self.depth.forward_stage(index, d, frames, mask)  # (N*T, C_i, H_i, W_i)
             key = str(index + 1)
             if key in self.cross:
-                s, d, f = self.cross[key](s, d)  # (N, C_i, T, H_i, W_i) each
+                s, d, f = self.cross[key](s, d)  # (N*T, C_i, H_i, W_i) each
                 fused.append(f)
-        mixed = self.aggregate(fused if self.multiscale else [], s, d)  # (N, C3, T, h, w)
-        return self.stage4(mixed, mask)  # (N, C4, T, h, w)
+        mixed = self.aggregate(fused if self.multiscale else [], s, d)  # (N*T, C3, h, w)
+        return self.stage4(mixed, frames, mask)  # (N*T, C4, h, w)

@@ -1,7 +1,8 @@
 """DepthGait: gait recognition from silhouette and monocular-depth sequences (ACM MM 2025).
 
 Read bottom-up: the trunks (one branch, two late-fused branches, or the paper's cross-level
-fusion from ``fusion.py``) turn the input sequences into a ``[N, C, T, h, w]`` map; the head pools
+fusion from ``fusion.py``) turn the input sequences, folded to frames ``[N * T, 1, H, W]``
+(channels-last, see blocks.py), into a ``[N * T, C, h, w]`` map, viewed as ``[N, C, T, h, w]``; the head pools
 it over time (max, padded frames ignored) and over horizontal strips (16 bins, mean + max), maps
 every strip with its own FC (the embedding) and a BNNeck (the classifier features and logits).
 
@@ -16,7 +17,15 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from depthgait_model.blocks import HorizontalPyramidPooling, SeparateBNNecks, SeparateFCs, frame_mask, temporal_max
+from depthgait_model.blocks import (
+    HorizontalPyramidPooling,
+    SeparateBNNecks,
+    SeparateFCs,
+    fold_frames,
+    frame_mask,
+    temporal_max,
+    unfold_frames,
+)
 from depthgait_model.branch import Branch
 from depthgait_model.config import ModelConfig
 from depthgait_model.fusion import CrossLevelFusion
@@ -37,9 +46,11 @@ class SingleBranch(nn.Module):
         self.branch = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
         self.out_channels = self.branch.out_channels
 
-    def forward(self, sil: torch.Tensor | None, depth: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
-        x = sil if self.modality == "sil" else depth  # (N, 1, T, H, W)
-        return self.branch(x, mask)  # (N, C4, T, h, w)
+    def forward(
+        self, sil: torch.Tensor | None, depth: torch.Tensor | None, frames: int, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        x = sil if self.modality == "sil" else depth  # (N*T, 1, H, W)
+        return self.branch.forward_folded(x, frames, mask)[-1]  # (N*T, C4, h, w)
 
 
 class LateFusion(nn.Module):
@@ -52,10 +63,10 @@ class LateFusion(nn.Module):
         self.op = cfg.late_fusion_op
         self.out_channels = cfg.channels[3] * (2 if self.op == "concat" else 1)
 
-    def forward(self, sil: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        s = self.sil(sil, mask)  # (N, C4, T, h, w)
-        d = self.depth(depth, mask)  # (N, C4, T, h, w)
-        return torch.cat([s, d], dim=1) if self.op == "concat" else s + d  # (N, C4 or 2*C4, T, h, w)
+    def forward(self, sil: torch.Tensor, depth: torch.Tensor, frames: int, mask: torch.Tensor | None) -> torch.Tensor:
+        s = self.sil.forward_folded(sil, frames, mask)[-1]  # (N*T, C4, h, w)
+        d = self.depth.forward_folded(depth, frames, mask)[-1]  # (N*T, C4, h, w)
+        return torch.cat([s, d], dim=1) if self.op == "concat" else s + d  # (N*T, C4 or 2*C4, h, w)
 
 
 class FullFusion(CrossLevelFusion):
@@ -95,10 +106,11 @@ class DepthGait(nn.Module):
         Padded frames are masked wherever frames mix; BatchNorm in training mode still counts them
         in its batch statistics, so train on fixed-length clips and pad only at test time."""
         sil, depth, mask = self._check_inputs(sil, depth, lengths)
-        x_sil = sil.unsqueeze(1) if sil is not None else None  # (N, 1, T, H, W)
-        x_depth = depth.unsqueeze(1) if depth is not None else None  # (N, 1, T, H, W)
-        feat = self.trunk(x_sil, x_depth, mask)  # (N, C, T, h, w)
-        feat = temporal_max(feat, mask)  # (N, C, h, w)
+        frames = (sil if sil is not None else depth).shape[1]
+        x_sil = fold_frames(sil.unsqueeze(1)) if sil is not None else None  # (N*T, 1, H, W)
+        x_depth = fold_frames(depth.unsqueeze(1)) if depth is not None else None  # (N*T, 1, H, W)
+        feat = self.trunk(x_sil, x_depth, frames, mask)  # (N*T, C, h, w)
+        feat = temporal_max(unfold_frames(feat, frames), mask)  # (N, C, h, w)
         parts = self.hpp(feat)  # (N, C, P)
         embeddings = self.fcs(parts)  # (N, E, P)
         bnneck, logits = self.bnnecks(embeddings)  # (N, E, P), (N, K, P)
