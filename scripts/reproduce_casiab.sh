@@ -12,7 +12,7 @@
 # DETECTOR [yolo], DETECTOR_WEIGHTS [yolo11n.pt], SEGMENTER [sam], SAM [vit_b],
 # DEPTH [depth-anything/Depth-Anything-V2-Small-hf], DEVICE [auto], WORKERS [1], BATCH_SIZE [16],
 # CACHE [cache/casia-b], RUNS [runs/casia-b], CONFIG [casia-b: the paper's recipe], ITERATIONS [the recipe's],
-# MANIFEST [casia-b], BIN [.venv/bin].
+# MANIFEST [casia-b], BIN [.venv/bin], TRAIN_ARGS [extra `depthgait train` options, e.g. "--set train.batch_p=2"].
 # The offline check (tests/test_reproduce.py) runs this very script on a fake CASIA-B tree made by the
 # generator, with DETECTOR=bgsub SEGMENTER=bgsub DEPTH=depthgait/synthdepth-small CONFIG=tiny ITERATIONS=...
 set -euo pipefail
@@ -53,7 +53,8 @@ echo "== 3/4 train $CONFIG -> $RUNS"
 train_args=(--data "$ALIGNED" --manifest "$MANIFEST" --config "$CONFIG" --out "$RUNS" --device "$DEVICE")
 if [ -n "${ITERATIONS:-}" ]; then train_args+=(--iterations "$ITERATIONS"); fi
 if [ -f "$RUNS/ckpt.pt" ]; then train_args+=(--resume); fi
-"$BIN/depthgait" train "${train_args[@]}"
+read -r -a extra_train_args <<< "${TRAIN_ARGS:-}"
+"$BIN/depthgait" train "${train_args[@]}" "${extra_train_args[@]}"
 
 echo "== 4/4 test $RUNS/ckpt.pt"
 "$BIN/depthgait" test --checkpoint "$RUNS/ckpt.pt" --data "$ALIGNED" --manifest "$MANIFEST" \
