@@ -25,7 +25,7 @@ def extract_options(func):
         click.option("--detector", type=click.Choice(["bgsub", "yolo"]), default="bgsub", show_default=True),
         click.option("--segmenter", type=click.Choice(["bgsub", "sam", "yolo-seg"]), default="bgsub", show_default=True),
         click.option("--depth", "depth_model", default=DEFAULT_DEPTH, show_default=True, help="Depth model (Hub id or folder)."),
-        click.option("--depth-input-height", type=int, default=266, show_default=True, help="Crop height fed to the depth model."),
+        click.option("--depth-input-height", type=int, default=None, help="Crop height fed to the depth model [default: its own input size, at most 266]."),
         click.option("--manifest", default="casia-b", show_default=True, help="Naming of video files (--layout names)."),
     ]):  # fmt: skip
         func = option(func)
@@ -33,7 +33,7 @@ def extract_options(func):
 
 
 def _inference(
-    checkpoint: Path, device: str, detector: str, segmenter: str, depth_model: str, depth_input_height: int, quiet: bool
+    checkpoint: Path, device: str, detector: str, segmenter: str, depth_model: str, depth_input_height: int | None, quiet: bool
 ):
     from depthgait_model.infer import Inference
     from pipeline.runner import ExtractSettings
@@ -56,7 +56,7 @@ def _inference(
 @handle_errors
 def embed(
     checkpoint: Path, inputs: tuple[Path, ...], out: Path, layout: str, detector: str, segmenter: str,
-    depth_model: str, depth_input_height: int, manifest: str, device: str, quiet: bool,
+    depth_model: str, depth_input_height: int | None, manifest: str, device: str, quiet: bool,
 ) -> None:
     """Embed videos (the whole chain, in memory) or aligned.h5 files into an .npz gallery.
 
@@ -96,7 +96,7 @@ def embed(
 @handle_errors
 def identify(
     checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, as_json: bool, detector: str,
-    segmenter: str, depth_model: str, depth_input_height: int, manifest: str, device: str, quiet: bool,
+    segmenter: str, depth_model: str, depth_input_height: int | None, manifest: str, device: str, quiet: bool,
 ) -> None:
     """Print the gallery identities closest to the person walking in VIDEO.
 

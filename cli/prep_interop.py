@@ -62,7 +62,7 @@ def export(fmt: str, out_dir: Path, data: Path, manifest: str, modalities: str |
 @click.option("--manifest", default=None, help="Split to report (default: sustech1k for --format sustech1k).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="sustech1k: depth-model batch.")
 @click.option(
-    "--depth-input-height", type=int, default=266, show_default=True, help="sustech1k: crop height fed to the depth model."
+    "--depth-input-height", type=int, default=None, help="sustech1k: crop height fed to the depth model [default: its own input size, at most 266]."
 )
 @device_option
 @quiet_option
@@ -77,7 +77,7 @@ def import_(
     depth_model: str,
     manifest: str | None,
     batch_size: int,
-    depth_input_height: int,
+    depth_input_height: int | None,
     device: str,
     quiet: bool,
 ) -> None:

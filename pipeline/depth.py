@@ -25,6 +25,10 @@ def _round_to(x: float, multiple: int) -> int:
     return max(multiple, int(round(x / multiple)) * multiple)
 
 
+# Crop height for large models trained at 518 px (Depth Anything): a walker's crop rarely has more detail.
+DEFAULT_INPUT_HEIGHT = 266
+
+
 class DepthEstimator:
     """Load once, then ``estimate(crops)`` for any number of RGB crops, ``batch_size`` per forward."""
 
@@ -32,13 +36,15 @@ class DepthEstimator:
         self,
         model: str = DEFAULT_DEPTH_MODEL,
         device: str = "cpu",
-        input_height: int = 266,
+        input_height: int | None = None,
         batch_size: int = 16,
         input_aspect: float = 0.6,
     ) -> None:
         """``input_aspect`` (width / height of the model input): a walker's crop with its margin is about
         0.5; a wider crop is scaled down to fit. The same input size for every crop keeps a frame's
-        depth independent of the other crops in its batch."""
+        depth independent of the other crops in its batch. ``input_height=None`` uses the model's own
+        input geometry (its processor's size) when that is at most ``DEFAULT_INPUT_HEIGHT`` (a small
+        model trained on crops, such as the shipped one), else ``DEFAULT_INPUT_HEIGHT`` at ``input_aspect``."""
         import torch
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -52,11 +58,19 @@ class DepthEstimator:
         cfg = self.model.config
         patch = getattr(cfg, "patch_size", None) or getattr(getattr(cfg, "backbone_config", None), "patch_size", None) or 16
         multiple = math.lcm(int(getattr(self.processor, "ensure_multiple_of", 1) or 1), int(patch))
-        # Portrait input, both sides a multiple of the patch size.
-        self.input_hw = (_round_to(input_height, multiple), _round_to(input_height * input_aspect, multiple))
+        self.input_hw = self._input_size(input_height, input_aspect, multiple)
         # Relative models (Depth Anything, DPT) predict inverse depth (near = large); metric ones metres.
         self.near_is_large = getattr(cfg, "depth_estimation_type", "relative") != "metric" and cfg.model_type != "zoedepth"
         self._torch = torch
+
+    def _input_size(self, input_height: int | None, input_aspect: float, multiple: int) -> tuple[int, int]:
+        """Portrait model input (height, width), both sides a multiple of the patch size."""
+        size = getattr(self.processor, "size", None) or {}
+        native_h, native_w = size.get("height"), size.get("width")
+        if input_height is None and native_h and native_w and native_h <= DEFAULT_INPUT_HEIGHT:
+            return _round_to(native_h, multiple), _round_to(native_w, multiple)  # the geometry it was trained at
+        height = input_height or DEFAULT_INPUT_HEIGHT
+        return _round_to(height, multiple), _round_to(height * input_aspect, multiple)
 
     def _prepare(self, crop: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """RGB crop [h, w, 3] -> model input [H_in, W_in, 3] (scaled to fit, top-left, edge padding)."""

@@ -48,7 +48,7 @@ class ExtractSettings:
     device: str = "cpu"
     batch_size: int = 16
     margin: float = 0.1  # share of the box's width/height added on each side of the crop
-    depth_input_height: int = 266
+    depth_input_height: int | None = None  # None: the depth model's own size, at most 266 (pipeline.depth)
     depth_input_aspect: float = 0.6  # width / height of the depth model's input
     background_frames: int = 64  # frames sampled for the median background
 

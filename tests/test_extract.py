@@ -446,3 +446,11 @@ def test_cli_help_has_an_example() -> None:
 
     result = CliRunner().invoke(main, ["extract", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "depthgait-prep extract videos/" in result.output
+
+
+def test_shipped_depth_model_runs_at_its_own_input_size() -> None:
+    """A small crop-trained model keeps the geometry it was trained at; an explicit height wins."""
+    from pipeline.depth import DepthEstimator
+
+    assert DepthEstimator("depthgait/synthdepth-small").input_hw == (168, 126)
+    assert DepthEstimator("depthgait/synthdepth-small", input_height=84).input_hw == (84, 56)
