@@ -6,7 +6,9 @@ Cases (random silhouettes and depth, 64x44 frames, the recipe's own P x K x fram
 - ``casia-b``: the paper-size model, forward only in eval mode, one sequence of 30 frames.
 
 Each case runs at every ``--threads`` count; the best of ``--repeat`` timed runs after one warm-up
-is reported (other processes share the CPU, so the best is the most stable figure).
+is reported (other processes share the CPU, so the best is the most stable figure), as wall time and
+as this process's CPU time (user + system, all threads): on a loaded machine the wall time includes
+waiting for a core, the CPU time does not; at one thread with an idle core the two agree.
 Target (issue): small-cpu at 1 thread at least 2x faster than the first cut (about 3.1 s a step).
 
     .venv/bin/python bench/bench_model.py --threads 1 2 --repeat 3 [--device cuda]
@@ -17,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -42,19 +45,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_calls(step, repeat: int, device: torch.device) -> list[float]:
-    step()  # warm-up: allocations, mkldnn primitive caches
-    times = []
+def time_calls(step: Callable[[], None], repeat: int, device: torch.device) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``repeat`` calls after one warm-up call."""
+    step()  # warm-up: allocations, oneDNN primitive caches
+    walls, cpus = [], []
     for _ in range(repeat):
         sync(device)
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         step()
         sync(device)
-        times.append(time.perf_counter() - start)
-    return times
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus
 
 
-def bench_train(recipe: str, repeat: int, device: torch.device) -> tuple[list[float], int]:
+def bench_train(recipe: str, repeat: int, device: torch.device) -> tuple[tuple[list[float], list[float]], int]:
     """Seconds per training step of ``recipe`` at its own batch size; also the frames per step."""
     cfg = load_config(recipe)
     tc = cfg.train
@@ -75,7 +80,9 @@ def bench_train(recipe: str, repeat: int, device: torch.device) -> tuple[list[fl
     return time_calls(step, repeat, device), n * tc.frames
 
 
-def bench_infer(recipe: str, frames: int, repeat: int, device: torch.device) -> tuple[list[float], int]:
+def bench_infer(
+    recipe: str, frames: int, repeat: int, device: torch.device
+) -> tuple[tuple[list[float], list[float]], int]:
     """Seconds per forward pass (eval mode, no grad) of one sequence of ``frames`` frames."""
     cfg = load_config(recipe)
     torch.manual_seed(0)
@@ -89,10 +96,11 @@ def bench_infer(recipe: str, frames: int, repeat: int, device: torch.device) -> 
     return time_calls(step, repeat, device), frames
 
 
-def report(name: str, threads: int, times: list[float], frames: int) -> None:
-    best = min(times)
-    print(f"{name:<28} threads {threads}  best {best * 1e3:8.1f} ms  median {statistics.median(times) * 1e3:8.1f} ms  "
-          f"{frames / best:8.0f} frames/s", flush=True)
+def report(name: str, threads: int, times: tuple[list[float], list[float]], frames: int) -> None:
+    walls, cpus = times
+    best = min(walls)
+    print(f"{name:<22} threads {threads}  wall best {best * 1e3:7.1f} ms (median {statistics.median(walls) * 1e3:7.1f})  "
+          f"{frames / best:6.0f} frames/s  cpu best {min(cpus) * 1e3:7.1f} ms", flush=True)
 
 
 def main() -> None:

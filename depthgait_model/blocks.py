@@ -57,6 +57,8 @@ def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
 class Conv1x1(nn.Conv2d):
     """A bias-free 1x1 ``nn.Conv2d`` with ``stride``, computed as subsampling + a stride-1 1x1 conv.
 
+    (Subsampling by a 1x1 average pool: one pass forward and backward, where slicing takes two.)
+
     Same parameters and result as the strided conv. The detour matters: oneDNN's strided 1x1
     backward-weights kernel for channels-last input with fewer than 16 input channels writes past
     its workspace (uxlfoundation/oneDNN#6035), which crashes or silently corrupts gradients.
@@ -66,8 +68,9 @@ class Conv1x1(nn.Conv2d):
         super().__init__(in_ch, out_ch, kernel_size=1, stride=stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sh, sw = self.stride
-        return F.conv2d(x[:, :, ::sh, ::sw], self.weight)  # (B, C_out, ceil(H / s), ceil(W / s))
+        if self.stride != (1, 1):
+            x = F.avg_pool2d(x, 1, self.stride)  # (B, C_in, ceil(H / s), ceil(W / s)): every s-th pixel, exactly
+        return F.conv2d(x, self.weight)  # (B, C_out, ceil(H / s), ceil(W / s))
 
 
 class FrameConv1x1(nn.Conv3d):
