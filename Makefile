@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline depthgait_model cli tests bench
+	$(BIN)/ruff check pipeline depthgait_model cli tests bench scripts
 
 demo: $(STAMP)
 	$(BIN)/python -m cli.demo --out demo

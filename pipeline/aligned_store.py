@@ -14,9 +14,10 @@ Pixel (i, j) of ``sil`` and ``depth`` is the same body point. Writers go through
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -81,7 +82,7 @@ class AlignedWriter:
         except RuntimeError:
             pass
 
-    def __enter__(self) -> "AlignedWriter":
+    def __enter__(self) -> AlignedWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -140,7 +141,7 @@ class AlignedReader:
     def close(self) -> None:
         self._h5.close()
 
-    def __enter__(self) -> "AlignedReader":
+    def __enter__(self) -> AlignedReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

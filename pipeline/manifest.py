@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import yaml
 
@@ -33,7 +34,7 @@ class SequenceId(NamedTuple):
         return f"{self.subject}/{self.condition}/{self.view}"
 
     @classmethod
-    def from_key(cls, key: str) -> "SequenceId":
+    def from_key(cls, key: str) -> SequenceId:
         parts = key.strip("/").split("/")
         if len(parts) != 3:
             raise ManifestError(f"sequence key {key!r} is not <subject>/<condition>/<view>")
