@@ -230,8 +230,7 @@ def import_opengait(
     file_settings = dict(meta.get("settings") or {})
     file_settings.update(settings or {"imported_from": {"format": "opengait", "root": str(root)}})
     result = ImportResult(Path(out))
-    writer = AlignedWriter(out, file_settings)
-    try:
+    with AlignedWriter(out, file_settings) as writer:  # renamed into place only when every sequence is written
         for seq_id, folder in tqdm(folders, desc="import", unit="seq", disable=quiet):
             try:
                 seq = read_sequence(seq_id, folder, meta.get("frames", {}), sil_pattern, depth_pattern)
@@ -245,8 +244,4 @@ def import_opengait(
                 result.short.append(seq_id.key)
         if not result.imported:
             raise ValueError(f"{root}: no sequence could be imported; first problem: {result.failed[0][1]}")
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return result

@@ -304,6 +304,14 @@ class ExtractSummary:
         return text
 
 
+def _silence_model_loading() -> None:
+    """No "Loading weights" bars from transformers: in --quiet runs and in worker processes."""
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def _process(
     video: Path, seq: SequenceId, target: Path, settings: ExtractSettings, models: Models | None, progress: bool,
     threads: int | None = None,
@@ -313,6 +321,8 @@ def _process(
         import torch
 
         torch.set_num_threads(threads)
+    if not progress:
+        _silence_model_loading()
     try:
         cache, warnings = extract_video(video, seq, settings, models or load_models(settings), progress)
         with stage("write", video):
@@ -359,10 +369,7 @@ def run_extract(
         return summary
     settings.check_weights()
     if quiet:
-        with contextlib.suppress(ImportError):
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
+        _silence_model_loading()
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=quiet)
     if workers <= 1:

@@ -192,8 +192,7 @@ def import_sustech1k(
         "depth_near_is_large": bool(estimator.near_is_large),
         "align": settings.to_dict(),
     }
-    writer = AlignedWriter(out, file_settings)
-    try:
+    with AlignedWriter(out, file_settings) as writer:  # renamed into place only when every sequence is written
         for seq_id, folder, kind in tqdm(sequences, desc="sustech1k", unit="seq", disable=quiet):
             try:
                 crops = read_raw(folder) if kind == "raw" else read_pkl(folder)
@@ -209,9 +208,5 @@ def import_sustech1k(
             result.with_depth += 1
         if not result.imported:
             raise ValueError(f"{root}: no sequence could be imported; first problem: {result.failed[0][1]}")
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return result
 
