@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tiny_models import save_tiny_depth_anything
 
 from cli.main import main as depthgait
 from depthgait_model.embeddings import Embeddings, load_embeddings
@@ -20,29 +21,6 @@ PROBE = "nm-04"
 DEPTH_HEIGHT = "56"  # a small depth-model input keeps the random tiny model cheap
 
 
-def _tiny_depth_model(folder: Path) -> Path:
-    """A random-weight Depth Anything saved like a Hub checkpoint (head scaled so its output varies)."""
-    import torch
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
-
-    torch.manual_seed(0)
-    backbone = Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14,
-        out_indices=[1, 2], reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone, patch_size=14, reassemble_hidden_size=32, reassemble_factors=[2, 1],
-        neck_hidden_sizes=[16, 32], fusion_hidden_size=16, head_hidden_size=8,
-    )
-    model = DepthAnythingForDepthEstimation(cfg)
-    with torch.no_grad():
-        for layer in model.head.modules():
-            if isinstance(layer, torch.nn.Conv2d):
-                torch.nn.init.normal_(layer.weight, std=0.5)
-                torch.nn.init.constant_(layer.bias, 0.1)
-    model.save_pretrained(folder)
-    DPTImageProcessor(ensure_multiple_of=14, keep_aspect_ratio=True).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +40,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     for video in videos.glob(f"*-{PROBE}-*.avi"):  # held out: never in the gallery, never trained on
         shutil.move(video, probes / video.name)
     shutil.rmtree(videos / "truth")
-    depth = _tiny_depth_model(root / "tiny-depth")
+    depth = save_tiny_depth_anything(root / "tiny-depth")
     settings = ExtractSettings(depth=str(depth), depth_input_height=int(DEPTH_HEIGHT))
     run_extract(videos, root / "cache", settings, manifest="synthetic", quiet=True)
     report = run_align(root / "cache", quiet=True)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tiny_models import save_tiny_depth_anything
 
 from cli.prep import main as prep_main
 from pipeline.align import AlignSettings, align_frames
@@ -63,29 +64,6 @@ class RedChannelDepth:
         return out
 
 
-def _tiny_depth_model(folder: Path) -> Path:
-    """A random-weight Depth Anything (DINOv2 backbone + DPT head) saved like a Hub checkpoint."""
-    import torch
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
-
-    torch.manual_seed(0)
-    backbone = Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14,
-        out_indices=[1, 2], reshape_hidden_states=False,
-    )
-    cfg = DepthAnythingConfig(
-        backbone_config=backbone, patch_size=14, reassemble_hidden_size=32, reassemble_factors=[2, 1],
-        neck_hidden_sizes=[16, 32], fusion_hidden_size=16, head_hidden_size=8,
-    )
-    model = DepthAnythingForDepthEstimation(cfg)
-    with torch.no_grad():  # default init makes the head output ~1e-6 everywhere: a flat, useless map
-        for layer in model.head.modules():
-            if isinstance(layer, torch.nn.Conv2d):
-                torch.nn.init.normal_(layer.weight, std=0.5)
-                torch.nn.init.constant_(layer.bias, 0.1)
-    model.save_pretrained(folder)
-    DPTImageProcessor(ensure_multiple_of=14, keep_aspect_ratio=True).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture()
@@ -172,7 +150,7 @@ def test_read_raw_pairs_by_stem(tmp_path: Path) -> None:
 
 def test_cli_with_a_tiny_real_depth_model(tmp_path: Path, tree) -> None:
     root, expected = tree
-    model = _tiny_depth_model(tmp_path / "tiny-depth")
+    model = save_tiny_depth_anything(tmp_path / "tiny-depth")
     out = tmp_path / "s.h5"
     res = CliRunner().invoke(
         prep_main, ["import", "--format", "sustech1k", str(root), "--out", str(out), "--depth", str(model), "--device", "cpu", "--depth-input-height", "112", "-q"]
