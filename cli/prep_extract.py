@@ -31,13 +31,15 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per model call.")
 @workers_option
+@click.option("--dask-scheduler", default=None, metavar="ADDRESS",
+              help="Run the videos on a Dask cluster (several machines sharing the cache folder), e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Redo videos whose cache is up to date.")
 @quiet_option
 @handle_errors
 def extract(
     videos_dir: Path, cache: Path, manifest: str, layout: str, detector: str, detector_weights: str, segmenter: str,
     sam: str, seg_weights: str, depth: str, margin: float, device: str, batch_size: int, workers: int,
-    overwrite: bool, quiet: bool,
+    dask_scheduler: str | None, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Detect, segment and estimate the depth of the walking person in every video under VIDEOS_DIR.
 
@@ -51,6 +53,7 @@ def extract(
     Example:
       depthgait-prep extract videos/ --detector bgsub --segmenter bgsub --depth models/depth-anything-small
       depthgait-prep extract casia-b/ --detector yolo --segmenter sam --sam vit_b --device cuda
+      depthgait-prep extract /shared/casia-b/ --cache /shared/cache --dask-scheduler tcp://head:8786
     """
     from pipeline.runner import ExtractSettings, run_extract
 
@@ -58,7 +61,8 @@ def extract(
         detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam, seg_weights=seg_weights,
         depth=depth, device=resolve_device(device), batch_size=batch_size, margin=margin,
     )  # fmt: skip
-    summary = run_extract(videos_dir, cache, settings, manifest, layout, workers, overwrite, quiet)
+    summary = run_extract(videos_dir, cache, settings, manifest, layout, workers, overwrite, quiet,
+                          scheduler=dask_scheduler)
     click.echo(summary.line(cache))
     if summary.failed:
         raise click.exceptions.Exit(1)

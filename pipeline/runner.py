@@ -342,6 +342,7 @@ def run_extract(
     overwrite: bool = False,
     quiet: bool = False,
     models: Models | None = None,
+    scheduler: str | None = None,
 ) -> ExtractSummary:
     """Extract every video under ``videos_dir`` into ``cache_dir``; see the module docstring."""
     import time
@@ -372,28 +373,34 @@ def run_extract(
         _silence_model_loading()
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=quiet)
-    if workers <= 1:
-        models = models or load_models(settings)
-        results: Any = (_process(v, s, t, settings, models, not quiet) for v, s, t in todo)
-    else:
-        from joblib import Parallel, delayed
+    with contextlib.ExitStack() as stack:
+        if scheduler:  # several machines: joblib's Dask backend (pipeline.cluster)
+            from pipeline.cluster import dask_backend
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        results = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_process)(v, s, t, settings, None, False, threads) for v, s, t in todo
-        )
-    with bar:
-        for res in results:
-            for where, message in res["warnings"]:
-                summary.rows.append(append_error(cache_dir, res["video"], where, message, level="warning"))
-                summary.warnings += 1
-            if res["ok"]:
-                summary.done += 1
-                summary.frames += res["frames"]
-            else:
-                summary.rows.append(append_error(cache_dir, res["video"], res["stage"], res["error"]))
-                summary.failed += 1
-            bar.update(1)
-            bar.set_postfix(failed=summary.failed, refresh=False)
+            workers = stack.enter_context(dask_backend(scheduler))
+        if workers <= 1 and not scheduler:
+            models = models or load_models(settings)
+            results: Any = (_process(v, s, t, settings, models, not quiet) for v, s, t in todo)
+        else:
+            from joblib import Parallel, delayed
+
+            threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+            n_jobs = -1 if scheduler else workers  # a cluster: every Dask worker thread
+            results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(_process)(v, s, t, settings, None, False, threads) for v, s, t in todo
+            )
+        with bar:
+            for res in results:
+                for where, message in res["warnings"]:
+                    summary.rows.append(append_error(cache_dir, res["video"], where, message, level="warning"))
+                    summary.warnings += 1
+                if res["ok"]:
+                    summary.done += 1
+                    summary.frames += res["frames"]
+                else:
+                    summary.rows.append(append_error(cache_dir, res["video"], res["stage"], res["error"]))
+                    summary.failed += 1
+                bar.update(1)
+                bar.set_postfix(failed=summary.failed, refresh=False)
     summary.seconds = time.perf_counter() - start
     return summary
