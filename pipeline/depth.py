@@ -25,6 +25,19 @@ def _round_to(x: float, multiple: int) -> int:
     return max(multiple, int(round(x / multiple)) * multiple)
 
 
+def fit_to_input(crop: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """RGB crop [h, w, 3] -> model input [H_in, W_in, 3]: scaled uniformly to fit, top-left, edge padding.
+
+    The one definition of the depth model's input geometry, shared with the shipped model's training
+    script so that it is trained on exactly what extract feeds it. Returns the image and the (h, w) it fills.
+    """
+    h, w = fit_size(crop.shape[0], crop.shape[1], input_hw)
+    interp = cv2.INTER_AREA if h < crop.shape[0] else cv2.INTER_LINEAR
+    resized = cv2.resize(crop, (w, h), interpolation=interp)
+    padded = cv2.copyMakeBorder(resized, 0, input_hw[0] - h, 0, input_hw[1] - w, cv2.BORDER_REPLICATE)
+    return padded, (h, w)
+
+
 # Crop height for large models trained at 518 px (Depth Anything): a walker's crop rarely has more detail.
 DEFAULT_INPUT_HEIGHT = 266
 
@@ -73,12 +86,7 @@ class DepthEstimator:
         return _round_to(height, multiple), _round_to(height * input_aspect, multiple)
 
     def _prepare(self, crop: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """RGB crop [h, w, 3] -> model input [H_in, W_in, 3] (scaled to fit, top-left, edge padding)."""
-        h, w = fit_size(crop.shape[0], crop.shape[1], self.input_hw)
-        interp = cv2.INTER_AREA if h < crop.shape[0] else cv2.INTER_LINEAR
-        resized = cv2.resize(crop, (w, h), interpolation=interp)
-        padded = cv2.copyMakeBorder(resized, 0, self.input_hw[0] - h, 0, self.input_hw[1] - w, cv2.BORDER_REPLICATE)
-        return padded, (h, w)
+        return fit_to_input(crop, self.input_hw)
 
     def estimate(self, crops: list[np.ndarray]) -> np.ndarray:
         """Raw model output for each RGB crop, packed on the cache canvas: float32 [N, 128, 96]."""

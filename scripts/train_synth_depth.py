@@ -40,7 +40,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from pipeline.atomic import write_text_atomic  # noqa: E402
+from pipeline.depth import fit_to_input  # noqa: E402
 from pipeline.depth_metrics import align_scale_shift, depth_errors  # noqa: E402
+from pipeline.runner import crop_boxes  # noqa: E402
 from pipeline.shipped_models import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME  # noqa: E402
 
 VIEWS = ("000", "018", "036", "054", "072", "090", "108", "126", "144", "162", "180")
@@ -123,18 +125,6 @@ class Crops:
     mask: list[np.ndarray]  # bool [h, w]
 
 
-def crop_box(box: np.ndarray, height: int, width: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
-    """Integer x0, y0, x1, y1 of ``box`` grown by ``margin`` of its size on each side, rounded outward, clipped."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    mx, my = margin * (x1 - x0), margin * (y1 - y0)
-    return (
-        max(0, int(np.floor(x0 - mx))),
-        max(0, int(np.floor(y0 - my))),
-        min(width, int(np.ceil(x1 + mx))),
-        min(height, int(np.ceil(y1 + my))),
-    )
-
-
 def render_crops(
     subject_indices: Sequence[int],
     sequences_per_subject: int,
@@ -161,27 +151,13 @@ def render_crops(
         for t in range(0, len(seq.mask), frame_step):
             if seq.mask[t].sum() < 200:
                 continue
-            x0, y0, x1, y1 = crop_box(seq.box[t], height, width)
+            x0, y0, x1, y1 = crop_boxes(seq.box[t : t + 1], MARGIN, width, height)[0]
             out.rgb.append(np.ascontiguousarray(seq.rgb[t, y0:y1, x0:x1]))
             out.depth.append(seq.depth[t, y0:y1, x0:x1].astype(np.float32))
             out.mask.append(seq.mask[t, y0:y1, x0:x1].astype(bool))
     if not out.rgb:
         raise ValueError("synthetic rendering produced no usable person crops")
     return out
-
-
-def fit_size(h: int, w: int, box: tuple[int, int]) -> tuple[int, int]:
-    """(h', w') of an h x w image scaled uniformly to fit ``box`` (height, width)."""
-    scale = min(box[0] / h, box[1] / w)
-    return max(1, min(box[0], round(h * scale))), max(1, min(box[1], round(w * scale)))
-
-
-def fit_image(crop: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """Crop scaled uniformly to fit ``input_hw``, top-left, edge-replicated padding: the extract stage's geometry."""
-    h, w = fit_size(crop.shape[0], crop.shape[1], input_hw)
-    interp = cv2.INTER_AREA if h < crop.shape[0] else cv2.INTER_LINEAR
-    resized = cv2.resize(crop, (w, h), interpolation=interp)
-    return cv2.copyMakeBorder(resized, 0, input_hw[0] - h, 0, input_hw[1] - w, cv2.BORDER_REPLICATE), (h, w)
 
 
 def training_tensors(processor, crops: Crops, input_hw: tuple[int, int] = INPUT_SIZE, batch: int = 256) -> tuple[torch.Tensor, ...]:
@@ -195,7 +171,7 @@ def training_tensors(processor, crops: Crops, input_hw: tuple[int, int] = INPUT_
     mask = np.zeros((n, H, W), bool)  # [N, H, W]
     images = []
     for i, (rgb, d, m) in enumerate(zip(crops.rgb, crops.depth, crops.mask, strict=True)):
-        image, (h, w) = fit_image(rgb, input_hw)
+        image, (h, w) = fit_to_input(rgb, input_hw)
         images.append(image)
         d_r = cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
         m_r = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) & (d_r > 0)
@@ -226,7 +202,7 @@ def predict_fitted(model, processor, images: list[np.ndarray], input_hw: tuple[i
     out: list[np.ndarray] = []
     for i in range(0, len(images), batch):
         chunk = images[i : i + batch]
-        fitted = [fit_image(im, input_hw) for im in chunk]
+        fitted = [fit_to_input(im, input_hw) for im in chunk]
         x = processor(images=[f for f, _ in fitted], do_resize=False, return_tensors="pt")["pixel_values"]
         pred = model(pixel_values=x).predicted_depth.float().numpy()  # [B, H, W]
         for p, (_, (h, w)), im in zip(pred, fitted, chunk, strict=True):
