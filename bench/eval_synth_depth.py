@@ -10,7 +10,6 @@ Example:
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -25,17 +24,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pipeline import synth_depth as t  # noqa: E402
 from pipeline.atomic import write_text_atomic  # noqa: E402
 from pipeline.shipped_models import SYNTH_DEPTH_NAME, resolve_shipped  # noqa: E402
-
-
-def _training_script():
-    """The training script's crop rendering and evaluation helpers (one definition for training and bench)."""
-    spec = importlib.util.spec_from_file_location("train_synth_depth", REPO / "scripts" / "train_synth_depth.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +46,6 @@ def main(model: str, subjects: int, sequences: int, seed: int, untrained_seed: i
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     torch.set_num_threads(threads)
-    t = _training_script()
     folder = resolve_shipped(model) or Path(model)
     net = AutoModelForDepthEstimation.from_pretrained(folder).eval()
     processor = AutoImageProcessor.from_pretrained(folder)
@@ -64,7 +54,7 @@ def main(model: str, subjects: int, sequences: int, seed: int, untrained_seed: i
     t_render = time.time() - start
     start = time.time()
     errors = t.evaluate_references(net, processor, crops, untrained_seed)
-    # The extract stage's default input height is 266 (sized for Depth Anything V2); the shipped model was trained at 168.
+    # At 266 px (the input height extract uses for large models), against its own 168: why extract keeps a small model's size.
     errors["trained_at_266"] = t.evaluate_crops(t.predict_fitted(net, processor, crops.rgb, (266, 196)), crops)
     t_eval = time.time() - start
     click.echo(f"{model}: {len(crops.rgb)} held-out crops of {subjects} subjects (render {t_render:.1f} s, eval {t_eval:.1f} s)")

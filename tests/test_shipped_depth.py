@@ -6,11 +6,8 @@ constant map and its own untrained architecture on held-out synthetic subjects.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,7 @@ import torch
 
 from pipeline.depth_metrics import align_scale_shift, depth_errors
 from pipeline.shipped_models import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME, resolve_shipped
-
-REPO = Path(__file__).resolve().parent.parent
+from pipeline.synth_depth import ssi_loss
 
 
 # ---- metrics on hand-made arrays ------------------------------------------------------------------
@@ -123,25 +119,18 @@ def test_shipped_folder_is_small_and_complete() -> None:
 
 
 # ---- the training loss -----------------------------------------------------------------------------
-def _training_script():
-    spec = importlib.util.spec_from_file_location("train_synth_depth", REPO / "scripts" / "train_synth_depth.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_training_loss_is_scale_and_shift_invariant_keeps_the_sign_and_sees_only_the_mask() -> None:
-    script = _training_script()
     gen = torch.Generator().manual_seed(0)
     target = torch.rand(3, 16, 12, generator=gen) + 0.1  # [B, H, W] inverse depth
     mask = torch.rand(3, 16, 12, generator=gen) > 0.3
     perfect = torch.where(mask, 4.0 * target - 0.7, torch.full_like(target, 99.0))  # affine; garbage off the mask
-    loss, _ = script.ssi_loss(perfect, target, mask, grad_weight=0.5)
+    loss, _ = ssi_loss(perfect, target, mask, grad_weight=0.5)
     assert float(loss) < 1e-6
-    noisy, _ = script.ssi_loss(perfect + 0.3 * torch.randn(3, 16, 12, generator=gen), target, mask, grad_weight=0.5)
-    flat, info = script.ssi_loss(torch.zeros(3, 16, 12), target, mask, grad_weight=0.5)  # dead ReLU: finite
-    flipped, flipped_info = script.ssi_loss(-perfect, target, mask, grad_weight=0.5)  # depth instead of inverse depth
+    noisy, _ = ssi_loss(perfect + 0.3 * torch.randn(3, 16, 12, generator=gen), target, mask, grad_weight=0.5)
+    flat, info = ssi_loss(torch.zeros(3, 16, 12), target, mask, grad_weight=0.5)  # dead ReLU: finite
+    flipped, flipped_info = ssi_loss(-perfect, target, mask, grad_weight=0.5)  # depth instead of inverse depth
     assert 0.05 < float(noisy) < float(flat) < float(flipped)
     assert info["ssi"] == pytest.approx(1.0, abs=1e-4)  # 2 (1 - correlation) with correlation 0 ...
     assert flipped_info["ssi"] == pytest.approx(4.0, abs=1e-3)  # ... and with correlation -1
