@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from pipeline.atomic import write_text_atomic
+from pipeline.manifest import load_manifest
 
 # Enough for a train/test split of subjects, front/side/back views and all three probe conditions:
 # gallery nm-01..04, probes nm-05 (NM), bg-01 (BG), cl-01 (CL).
@@ -78,11 +79,11 @@ def main(out: Path, subjects: int, frames: int, iterations: int, config_name: st
                          "--workers", str(workers)], timings)
     run_step("align", [py, "-m", "cli.prep", "align", "--cache", str(cache)], timings)
     milestones = f"[{int(iterations * 0.7)},{int(iterations * 0.9)}]"
-    train_subjects = round(subjects * 0.5)  # data_manifests/synthetic.yaml: train_share 0.5
+    train_ids, test_ids = load_manifest("synthetic").split_subjects(f"{i:03d}" for i in range(1, subjects + 1))
     train_argv = [py, "-m", "cli.main", "train", "--data", str(aligned), "--manifest", "synthetic", "--config",
                   config_name, "--out", str(run), "--iterations", str(iterations), "--seed", str(seed),
                   "--set", f"train.milestones={milestones}", "--set", f"train.checkpoint_every={max(1, iterations // 4)}",
-                  "--set", f"train.batch_p={min(8, train_subjects)}"]
+                  "--set", f"train.batch_p={min(8, len(train_ids))}"]
     if (run / "ckpt.pt").exists():
         train_argv.append("--resume")
     run_step("train", train_argv, timings)
@@ -98,7 +99,7 @@ def main(out: Path, subjects: int, frames: int, iterations: int, config_name: st
     report = json.loads((out / "report.json").read_text())
     means = ", ".join(f"{c} {report[c]['mean']:.1f}%" for c in report.get("conditions", ("NM", "BG", "CL")))
     click.echo(f"\nDemo finished in {timings['total'] / 60:.1f} min. Mean rank-1 (identical views excluded): {means}")
-    click.echo(f"Chance level: {100 / max(1, subjects - subjects // 2):.0f}% ({subjects - subjects // 2} test subjects).")
+    click.echo(f"Chance level: {100 / len(test_ids):.0f}% ({len(test_ids)} test subjects).")
     click.echo(f"Look at: {out}/report.json, {sheet}, {out}/loss.png, {out}/rank1_views.png, {out}/cmc.png")
 
 
