@@ -7,6 +7,7 @@ on the 128x96 canvas exactly as extract stores them), then times ``align_frames`
     .venv/bin/python bench/bench_align.py --sequences 24 --frames 90 --workers 2
 """
 
+# ruff: noqa: E402  (sys.path is set before the project's imports)
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.align import align_frames  # noqa: E402
-from pipeline.align_runner import run_align  # noqa: E402
-from pipeline.extract_cache import (  # noqa: E402
-    VideoCache,
-    cache_path,
-    pack_canvas,
-    pack_mask,
-    read_video_cache,
-    unpack_canvas,
-    write_video_cache,
-)
-from pipeline.manifest import SequenceId  # noqa: E402
+from pipeline.align.batch import run_align
+from pipeline.align.frames import align_frames
+from pipeline.formats.video_cache import VideoCache, cache_path, read_video_cache, write_video_cache
+from pipeline.geometry import pack_canvas, pack_mask, unpack_canvas
+from pipeline.manifest import SequenceId
 
 
 def walker(t: int, shape: tuple[int, int] = (200, 90)) -> tuple[np.ndarray, np.ndarray]:

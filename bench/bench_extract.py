@@ -8,6 +8,7 @@ weights (same cost as the real checkpoint, which cannot be downloaded here).
     .venv/bin/python bench/bench_extract.py --videos 2 --frames 40 --threads 2
 """
 
+# ruff: noqa: E402  (sys.path is set before the project's imports)
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.extract_cache import list_caches, read_video_cache  # noqa: E402
-from pipeline.runner import ExtractSettings, load_models, run_extract  # noqa: E402
+from pipeline.extract.batch import run_extract
+from pipeline.extract.models import load_models
+from pipeline.extract.settings import ExtractSettings
+from pipeline.formats.video_cache import list_caches, read_video_cache
 
 
 def small_depth_model(folder: Path) -> Path:
@@ -49,7 +52,7 @@ def main() -> None:
 
     import torch
 
-    from pipeline.synthetic import generate_dataset
+    from pipeline.synthetic.dataset import generate_dataset
 
     torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.split("x"))
@@ -75,8 +78,8 @@ def main() -> None:
     # Stage costs on one video, batched.
     settings = ExtractSettings(depth=depth, batch_size=args.batch_size, depth_input_height=args.input_height)
     models = load_models(settings)
-    from pipeline.detect import BackgroundModel
-    from pipeline.video import VideoReader
+    from pipeline.extract.bgsub import BackgroundModel
+    from pipeline.extract.video import VideoReader
 
     video = sorted((work / "videos").glob("*.avi"))[0]
     t0 = time.perf_counter()
@@ -105,7 +108,7 @@ def main() -> None:
     # Random weights give smooth maps that compress well; white noise in the valid region is the worst case.
     from dataclasses import replace
 
-    from pipeline.extract_cache import write_video_cache
+    from pipeline.formats.video_cache import write_video_cache
 
     record = read_video_cache(list_caches(work / f"cache-b{args.batch_size}")[0])
     noisy = np.zeros(record.depth.shape, np.float16)

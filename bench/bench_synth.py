@@ -7,6 +7,7 @@ thread, and reports file sizes per frame.
     .venv/bin/python bench/bench_synth.py --videos 6 --frames 60
 """
 
+# ruff: noqa: E402  (sys.path is set before the project's imports)
 from __future__ import annotations
 
 import os
@@ -14,18 +15,18 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core, before numpy loads
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import cv2  # noqa: E402
+import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 cv2.setNumThreads(1)
 
-from pipeline.synthetic import (  # noqa: E402
+from pipeline.synthetic.dataset import (
     CONDITIONS,
     VIEWS,
     render_sequence,

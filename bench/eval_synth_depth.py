@@ -2,12 +2,13 @@
 
 Why: the model card's numbers must be reproducible by anyone, on subjects the model never saw. Reports
 AbsRel and scale-invariant RMSE inside the silhouette (per-frame least-squares scale-and-shift aligned,
-see ``pipeline.depth_metrics``) for the shipped model, a constant depth map, and the same architecture
+see ``pipeline.depth.metrics``) for the shipped model, a constant depth map, and the same architecture
 untrained (random init, fixed seed). Held-out subjects are generator seeds 0..N-1; training used 1000+.
 
 Example:
     .venv/bin/python bench/eval_synth_depth.py --subjects 20 --json /tmp/synthdepth.json
 """
+# ruff: noqa: E402  (sys.path is set before the project's imports)
 from __future__ import annotations
 
 import json
@@ -24,9 +25,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipeline import synth_depth as t  # noqa: E402
-from pipeline.atomic import write_text_atomic  # noqa: E402
-from pipeline.shipped_models import SYNTH_DEPTH_NAME, resolve_shipped  # noqa: E402
+from pipeline import synth_depth as t
+from pipeline.atomic import write_text_atomic
+from pipeline.depth.shipped import SYNTH_DEPTH_NAME, resolve_shipped
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-# Errors the library raises on purpose (bad input, missing weights, wrong files): shown as one line.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, KeyError)
+from pipeline.errors import DepthgaitError
+
+# What is shown as one line: the library's own errors, and the operating system's (a missing file, a
+# read-only folder, a full disk). Anything else is a bug and shows its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (DepthgaitError, FileNotFoundError, PermissionError, OSError)
+DEBUG_ENV = "DEPTHGAIT_DEBUG"  # set to 1: every error shows its traceback
 
 
 class LazyGroup(click.Group):
@@ -43,8 +48,17 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for an expected error; an OS error names its file when the message does not."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return " ".join(text.split())
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's expected errors into a clean one-line ``Error: ...`` and exit code 1."""
+    """Turn expected errors into a clean one-line ``Error: ...`` and exit code 1 (``DEPTHGAIT_DEBUG=1``
+    re-raises them with their traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,8 +67,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except click.ClickException:
             raise
         except EXPECTED_ERRORS as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(message)) from exc
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            raise click.ClickException(error_line(exc)) from exc
 
     return wrapper
 

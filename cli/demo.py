@@ -38,8 +38,8 @@ def run_step(name: str, argv: list[str], timings: dict[str, float], allow_exit: 
 
 def contact_sheet(aligned: Path, out: Path, per_view: int = 1) -> Path:
     """One row per (view, condition) of the first test subject: silhouette beside depth."""
-    from pipeline.aligned_store import AlignedReader
-    from pipeline.contact_sheet import sequences_sheet, write_png
+    from pipeline.formats.aligned import AlignedReader
+    from pipeline.tools.contact_sheet import sequences_sheet, write_png
 
     with AlignedReader(aligned) as reader:
         ids = reader.ids()

@@ -36,7 +36,7 @@ def _inference(
     checkpoint: Path, device: str, detector: str, segmenter: str, depth_model: str, depth_input_height: int | None, quiet: bool
 ):
     from depthgait_model.infer import Inference
-    from pipeline.runner import ExtractSettings
+    from pipeline.extract.settings import ExtractSettings
 
     dev = resolve_device(device)
     settings = ExtractSettings(

@@ -54,8 +54,8 @@ def align(
       depthgait-prep align --cache cache --workers 4
       depthgait-prep align --min-frames 10 --overwrite
     """
-    from pipeline.align import AlignSettings
-    from pipeline.align_runner import run_align
+    from pipeline.align.batch import run_align
+    from pipeline.align.frames import AlignSettings
 
     settings = AlignSettings(min_frames=min_frames, min_pixels=min_pixels)
     report = run_align(cache, out, settings, workers=workers, overwrite=overwrite, quiet=quiet)
@@ -80,7 +80,7 @@ def status(cache: Path, aligned: Path | None, as_json: bool) -> None:
       depthgait-prep status --cache cache
       depthgait-prep status --json > status.json
     """
-    from pipeline.cache_status import cache_status
+    from pipeline.tools.status import cache_status
 
     result = cache_status(cache, aligned)
     click.echo(result.to_json() if as_json else result.format())
@@ -117,7 +117,7 @@ def show(sequence: str, data: Path | None, cache: Path, out: Path | None, max_fr
       depthgait-prep show 001/nm-01/090 --out sheet.png
       depthgait-prep show 001/nm-01/090 --data cache/aligned.h5 --max-frames 8
     """
-    from pipeline.contact_sheet import show_sequence
+    from pipeline.tools.contact_sheet import show_sequence
 
     out = out or Path(f"show-{sequence.strip('/').replace('/', '-')}.png")
     result = show_sequence(sequence, data or cache / "aligned.h5", cache, out, max_frames, cols)

@@ -55,7 +55,8 @@ def extract(
       depthgait-prep extract casia-b/ --detector yolo --segmenter sam --sam vit_b --device cuda
       depthgait-prep extract /shared/casia-b/ --cache /shared/cache --dask-scheduler tcp://head:8786
     """
-    from pipeline.runner import ExtractSettings, run_extract
+    from pipeline.extract.batch import run_extract
+    from pipeline.extract.settings import ExtractSettings
 
     settings = ExtractSettings(
         detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam, seg_weights=seg_weights,

@@ -38,8 +38,8 @@ def export(fmt: str, out_dir: Path, data: Path, manifest: str, modalities: str |
       depthgait-prep export --format opengait --out opengait/ --data cache/aligned.h5 --manifest casia-b
     Then point OpenGait's dataset_root at opengait/ and dataset_partition at opengait/partition.json.
     """
+    from pipeline.interop.opengait import PARTITION_NAME, export_opengait
     from pipeline.manifest import load_manifest
-    from pipeline.opengait_io import PARTITION_NAME, export_opengait
 
     names = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
     result = export_opengait(data, out_dir, load_manifest(manifest), names, quiet=quiet)
@@ -95,21 +95,21 @@ def import_(
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
     if fmt == "opengait":
-        from pipeline.opengait_io import import_opengait
+        from pipeline.interop.opengait import import_opengait
 
         result = import_opengait(src, out, sil_pattern, depth_pattern, quiet=quiet)
     else:
-        from pipeline.sustech1k import import_sustech1k
+        from pipeline.interop.sustech1k import import_sustech1k
 
         manifest = manifest or "sustech1k"
-        from pipeline.depth import DepthEstimator
+        from pipeline.depth.estimator import DepthEstimator
 
         load_manifest(manifest)  # a wrong name fails before the depth model loads
         estimator = DepthEstimator(depth_model, resolve_device(device), depth_input_height, batch_size)
         result = import_sustech1k(src, out, manifest=manifest, estimator=estimator, quiet=quiet)
     click.echo(f"imported {result.imported} sequences ({result.with_depth} with depth) into {out}")
     if manifest:
-        from pipeline.aligned_store import AlignedReader
+        from pipeline.formats.aligned import AlignedReader
 
         with AlignedReader(out) as reader:
             train, test = load_manifest(manifest).split_subjects(s.subject for s in reader.ids())

@@ -45,7 +45,7 @@ def synth(out_dir: str, subjects: int, views: str, conditions: str, frames: int,
     Example:
       depthgait-prep synth videos/ --subjects 2 --views 000,090 --conditions nm-01,bg-01,cl-01 --frames 30
     """
-    from pipeline.synthetic import generate_dataset
+    from pipeline.synthetic.dataset import generate_dataset
 
     paths = generate_dataset(out_dir, subjects=subjects, views=_csv(views), conditions=_csv(conditions),
                              frames=frames, size=_size(size), seed=seed, workers=workers, quiet=quiet,

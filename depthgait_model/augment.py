@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms.v2 import functional as F
 
+from pipeline.errors import InputError
+
 BILINEAR = F.InterpolationMode.BILINEAR
 
 
@@ -28,7 +30,7 @@ class ClipAugment:
     def __call__(self, clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``clip`` [T, M, H, W] (uint8 or float) -> same shape and dtype, augmented."""
         if clip.ndim != 4:
-            raise ValueError(f"augmentation expects a clip [T, M, H, W], got shape {tuple(clip.shape)}")
+            raise InputError(f"augmentation expects a clip [T, M, H, W], got shape {tuple(clip.shape)}")
         if self.p <= 0:
             return clip
         draws = torch.rand(3, generator=generator)  # one coin per op

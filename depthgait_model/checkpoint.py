@@ -18,12 +18,13 @@ from torch import nn
 
 from depthgait_model.config import RunConfig
 from pipeline.atomic import atomic_path
+from pipeline.errors import DepthgaitError
 
 FORMAT = "depthgait-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DepthgaitError, ValueError):
     """The file is not a depthgait checkpoint this version reads; the message names the file."""
 
 

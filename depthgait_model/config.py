@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.errors import DepthgaitError
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 MODES = ("silhouette-only", "depth-only", "late-fusion", "full")
@@ -26,7 +28,7 @@ LATE_FUSION_OPS = ("concat", "sum")
 TEST_EMBEDDINGS = ("fc", "bnneck")
 
 
-class ConfigError(ValueError):
+class ConfigError(DepthgaitError, ValueError):
     """A recipe is wrong (unknown key, wrong type, bad value); the message names the file and key."""
 
 

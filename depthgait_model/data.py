@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from depthgait_model.augment import ClipAugment
-from pipeline.aligned_store import FRAME_SIZE, AlignedReader
+from pipeline.errors import InputError
+from pipeline.formats.aligned import FRAME_SIZE, AlignedReader
 from pipeline.manifest import Manifest, SequenceId, load_manifest
 
 CUT = 10  # default pixels cut on each side: 64x64 -> 64x44
@@ -69,7 +70,7 @@ class GaitBatch:
 def clip_indices(length: int, frames: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of an ordered clip of ``frames`` frames; short sequences wrap around."""
     if length <= 0:
-        raise ValueError("cannot take a clip from an empty sequence")
+        raise InputError("cannot take a clip from an empty sequence")
     if length >= frames:
         start = int(rng.integers(0, length - frames + 1))
         return np.arange(start, start + frames)
@@ -100,13 +101,13 @@ class GaitDataset(Dataset):
     ) -> None:
         unknown = sorted(set(modalities) - set(MODALITIES))
         if unknown or not modalities:
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
+            raise InputError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
         if split not in ("train", "test", "all"):
-            raise ValueError(f"split must be train, test or all, got {split!r}")
+            raise InputError(f"split must be train, test or all, got {split!r}")
         if not 0 <= cut < FRAME_SIZE // 2:
-            raise ValueError(f"cut must be in [0, {FRAME_SIZE // 2}) pixels per side, got {cut}")
+            raise InputError(f"cut must be in [0, {FRAME_SIZE // 2}) pixels per side, got {cut}")
         if frames is not None and frames < 1:
-            raise ValueError(f"clip length must be >= 1 frame, got {frames}")
+            raise InputError(f"clip length must be >= 1 frame, got {frames}")
         self.path = Path(data_path)
         self.manifest = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
         self.frames, self.augment, self.cut = frames, augment, cut
@@ -116,7 +117,7 @@ class GaitDataset(Dataset):
         self.label_map = label_map if label_map is not None else {s: i for i, s in enumerate(self.subjects)}
         missing = sorted(set(self.subjects) - set(self.label_map))
         if missing:
-            raise ValueError(f"{self.path}: subjects {missing[:5]} are not in the label map of the model")
+            raise InputError(f"{self.path}: subjects {missing[:5]} are not in the label map of the model")
         self.labels = np.asarray([self.label_map[seq.subject] for seq in self.ids], dtype=np.int64)
 
     def _load(self, reader: AlignedReader, split: str, subjects: Sequence[str] | None, quiet: bool) -> None:
@@ -134,14 +135,14 @@ class GaitDataset(Dataset):
             ids = [seq for seq, n in zip(ids, lengths, strict=False) if n > 0]
             lengths = lengths[lengths > 0]
         if not ids:
-            raise ValueError(
+            raise InputError(
                 f"{self.path}: no sequences of the {split} split of manifest {self.manifest.name!r} "
                 f"({len(all_ids)} sequences in the file)"
             )
         if "depth" in self.modalities:
             no_depth = [seq.key for seq in ids if not reader.has_depth(seq)]
             if no_depth:
-                raise ValueError(
+                raise InputError(
                     f"{self.path}: {len(no_depth)} sequences have no depth (e.g. {no_depth[0]}), "
                     "but the model config uses depth; use a silhouette-only config or re-run alignment with depth"
                 )

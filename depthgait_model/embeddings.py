@@ -15,15 +15,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.aligned_store import AlignedReader
 from pipeline.atomic import atomic_path
+from pipeline.errors import DepthgaitError, InputError
+from pipeline.formats.aligned import AlignedReader
 from pipeline.manifest import SequenceId
 
 KEYS: tuple[str, ...] = ("embeddings", "labels", "types", "views")
 CUT = 10  # px cut from each side of the 64x64 aligned frame: 64x44 model input (PAPER.md)
 
 
-class EmbeddingsError(ValueError):
+class EmbeddingsError(DepthgaitError, ValueError):
     """An embeddings file or array set is malformed; the message names the file and the problem."""
 
 
@@ -159,16 +160,16 @@ def embed_aligned(
     compute is spent on padding; the model masks padded frames (CONTRACTS.md). The result is on CPU.
     """
     if not ids:
-        raise ValueError(f"{reader.path}: no sequences to embed")
+        raise InputError(f"{reader.path}: no sequences to embed")
     model.eval()
     lengths = [reader.length(s) for s in ids]
     short = [s.key for s, n in zip(ids, lengths, strict=True) if n == 0]
     if short:
-        raise ValueError(f"{reader.path}: sequences with no frames: {', '.join(short[:5])}")
+        raise InputError(f"{reader.path}: sequences with no frames: {', '.join(short[:5])}")
     if "depth" in getattr(getattr(model, "cfg", None), "modalities", ()):
         no_depth = [s.key for s in ids if not reader.has_depth(s)]
         if no_depth:
-            raise ValueError(f"{reader.path}: the model uses depth, but {len(no_depth)} sequences have none ({no_depth[0]}, ...)")
+            raise InputError(f"{reader.path}: the model uses depth, but {len(no_depth)} sequences have none ({no_depth[0]}, ...)")
     batches = length_batches(lengths, batch_size, max_frames)
     rows: list[np.ndarray | None] = [None] * len(ids)
     with tqdm(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
@@ -194,7 +195,7 @@ def embed_aligned(
 def _embed(model: torch.nn.Module, sil: torch.Tensor, depth: torch.Tensor | None, lengths: torch.Tensor, which: str):
     """One batch through the model: ``model.embed`` when it has one, else the forward's output fields."""
     if which not in ("fc", "bnneck"):
-        raise ValueError(f"which must be 'fc' or 'bnneck', got {which!r}")
+        raise InputError(f"which must be 'fc' or 'bnneck', got {which!r}")
     if hasattr(model, "embed"):
         return model.embed(sil, depth, lengths, which=which)  # [B, C, P]
     out = model(sil, depth, lengths)

@@ -17,30 +17,24 @@ import torch
 from depthgait_model.embeddings import Embeddings, embed_aligned, load_embeddings, save_embeddings
 from depthgait_model.plots import write_plots
 from depthgait_model.protocols import evaluate, format_table, type_mask
-from pipeline.aligned_store import AlignedReader
 from pipeline.atomic import write_text_atomic
+from pipeline.errors import InputError
+from pipeline.formats.aligned import AlignedReader
 from pipeline.manifest import Manifest, SequenceId, load_manifest
 
 Echo = Callable[[str], None] | None
-
-
-def load_trained(checkpoint: str | Path, device: str | torch.device) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
-    """The one place that rebuilds a model from a checkpoint: ``(model, RunConfig, meta)``, eval mode."""
-    from depthgait_model.checkpoint import load_model
-
-    return load_model(checkpoint, device)
 
 
 def protocol_ids(reader: AlignedReader, manifest: Manifest) -> list[SequenceId]:
     """Sequences of the manifest's test subjects whose type is in the protocol's gallery or a probe set."""
     ids = reader.ids()
     if not ids:
-        raise ValueError(f"{reader.path}: holds no sequences")
+        raise InputError(f"{reader.path}: holds no sequences")
     _, test = manifest.split_subjects(s.subject for s in ids)
     test_set = set(test)
     ids = [s for s in ids if s.subject in test_set]
     if not ids:
-        raise ValueError(f"{reader.path}: no sequence of a {manifest.name} test subject (split: {manifest.test_ranges})")
+        raise InputError(f"{reader.path}: no sequence of a {manifest.name} test subject (split: {manifest.test_ranges})")
     proto = manifest.protocol
     types = np.array([s.condition for s in ids])
     keep = type_mask(types, proto.gallery, proto.match)
@@ -48,7 +42,7 @@ def protocol_ids(reader: AlignedReader, manifest: Manifest) -> list[SequenceId]:
         keep |= type_mask(types, patterns, proto.match)
     chosen = [s for s, k in zip(ids, keep, strict=True) if k]
     if not chosen:
-        raise ValueError(f"{reader.path}: the test subjects have no gallery or probe sequences of the {manifest.name} protocol")
+        raise InputError(f"{reader.path}: the test subjects have no gallery or probe sequences of the {manifest.name} protocol")
     return chosen
 
 
@@ -84,7 +78,9 @@ def test_checkpoint(
 
     ``manifest`` defaults to the one the run was trained with (checkpoint metadata), else casia-b.
     """
-    model, run_config, meta = load_trained(checkpoint, device)
+    from depthgait_model.checkpoint import load_model
+
+    model, run_config, meta = load_model(checkpoint, device)
     manifest_obj = load_manifest(manifest or meta.get("extra", {}).get("manifest") or "casia-b")
     with AlignedReader(data) as reader:
         ids = protocol_ids(reader, manifest_obj)
@@ -126,6 +122,6 @@ def evaluate_file(
     except ValueError as exc:
         if isinstance(embeddings, Embeddings):
             raise
-        raise ValueError(f"{embeddings}: {exc}") from exc
+        raise InputError(f"{embeddings}: {exc}") from exc
     report.update(embeddings=str(embeddings) if not isinstance(embeddings, Embeddings) else None, sequences=len(emb))
     return finish_report(report, json_path, plots_dir, echo)

@@ -1,6 +1,6 @@
 """Use a trained model on people's own videos: ``embed`` a gallery, ``identify`` a probe video.
 
-The whole chain runs in memory, with the same code as the offline pipeline: ``pipeline.runner``
+The whole chain runs in memory, with the same code as the offline pipeline: ``pipeline.extract``
 (decode, detect, one track, segment, depth on the crop), ``pipeline.align`` (OpenGait alignment
 of silhouette and depth together) and ``depthgait_model.embeddings`` (the network over all frames).
 Nothing is written between the stages. The network and the extract models are loaded once per
@@ -17,16 +17,16 @@ import numpy as np
 from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings, embed_aligned
-from pipeline.align import AlignSettings, align_frames
-from pipeline.aligned_store import AlignedReader, AlignedSequence
-from pipeline.extract_cache import unpack_canvas
+from pipeline.align import AlignSettings, align_video_cache
+from pipeline.errors import DepthgaitError, InputError
+from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
+from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import Manifest, ManifestError, SequenceId
-from pipeline.runner import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
 
 ALIGNED_SUFFIXES = (".h5", ".hdf5")
 
 
-class NoPersonError(ValueError):
+class NoPersonError(DepthgaitError, ValueError):
     """The video held no usable walking person (none found, or too few usable frames)."""
 
 
@@ -104,16 +104,14 @@ class Inference:
         except StageError as exc:
             if exc.stage == "detect":
                 raise NoPersonError(f"{video}: no usable person ({exc})") from exc
-            raise ValueError(f"{video}: {exc.stage} failed: {exc}") from exc
-        masks = [unpack_canvas(m, s) for m, s in zip(cache.mask, cache.crop_size, strict=True)]  # [h_i, w_i]
-        depths = [unpack_canvas(d, s) for d, s in zip(cache.depth, cache.crop_size, strict=True)]
-        sil, depth, kept = align_frames(masks, depths if self.uses_depth else None, cache.depth_near_is_large, self.align)
-        if int(kept.sum()) < self.align.min_frames:
+            raise InputError(f"{video}: {exc.stage} failed: {exc}") from exc
+        aligned, kept = align_video_cache(cache, self.align, with_depth=self.uses_depth)
+        if aligned is None:
             raise NoPersonError(
                 f"{video}: no usable person: {int(kept.sum())} of {cache.n_frames} frames hold a usable silhouette "
                 f"(at least {self.align.min_frames} needed)"
             )
-        return AlignedSequence(seq, sil, depth, cache.frames[kept])
+        return aligned
 
     # ---- embeddings -----------------------------------------------------------------------------------
     def embed_sequences(self, seqs: Sequence[AlignedSequence], name: str = "<videos>") -> Embeddings:
@@ -184,7 +182,7 @@ def embed_inputs(inf: Inference, inputs: Sequence[str | Path], manifest: Manifes
             parts.append(emb)
     if not parts:
         first = failed[0][1] if failed else "no inputs"
-        raise ValueError(f"nothing to embed: {first}")
+        raise InputError(f"nothing to embed: {first}")
     return EmbedResult(concat(parts), failed)
 
 
@@ -194,7 +192,7 @@ def rank_identities(probe: np.ndarray, gallery: Embeddings, top_k: int = 5, metr
     from depthgait_model.metrics import distance_matrix
 
     if top_k < 1:
-        raise ValueError(f"top-k must be >= 1, got {top_k}")
+        raise InputError(f"top-k must be >= 1, got {top_k}")
     dist = distance_matrix(probe[None], gallery.embeddings, metric)[0].cpu().numpy()  # [M]
     best: dict[str, int] = {}
     for i in np.argsort(dist, kind="stable"):
@@ -212,7 +210,7 @@ def identify_video(
     seq = _probe_id(video, manifest)
     probe = inf.embed_sequences([inf.sequence_from_video(video, seq)], str(video))
     if probe.embeddings.shape[1:] != gallery.embeddings.shape[1:]:
-        raise ValueError(
+        raise InputError(
             f"gallery embeddings are {list(gallery.embeddings.shape[1:])} but this model gives "
             f"{list(probe.embeddings.shape[1:])}: the gallery was made with another model"
         )

@@ -17,6 +17,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from pipeline.errors import InputError
+
 Metric = Literal["euc", "cos"]
 METRICS: tuple[str, ...] = ("euc", "cos")
 
@@ -30,7 +32,7 @@ def as_parts(x: torch.Tensor | np.ndarray, device: torch.device | str | None = N
     if t.ndim == 2:
         t = t.unsqueeze(-1)  # [N, D, 1]
     if t.ndim != 3:
-        raise ValueError(f"embeddings must be [N, C, P] or [N, D], got shape {tuple(t.shape)}")
+        raise InputError(f"embeddings must be [N, C, P] or [N, D], got shape {tuple(t.shape)}")
     if not t.is_floating_point() or t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     return t
@@ -39,7 +41,7 @@ def as_parts(x: torch.Tensor | np.ndarray, device: torch.device | str | None = N
 def _part_major(x: torch.Tensor, metric: str) -> torch.Tensor:
     """[N, C, P] -> [P, N, C], L2-normalised per part for the cosine metric."""
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r} (use one of {', '.join(METRICS)})")
+        raise InputError(f"unknown metric {metric!r} (use one of {', '.join(METRICS)})")
     if metric == "cos":
         x = torch.nn.functional.normalize(x, p=2, dim=1)  # [N, C, P], unit norm per part
     return x.permute(2, 0, 1).contiguous()  # [P, N, C]
@@ -67,7 +69,7 @@ def iter_distance_chunks(
     p = as_parts(probe)
     g = as_parts(gallery, device=p.device)
     if p.shape[1:] != g.shape[1:]:
-        raise ValueError(f"probe embeddings {tuple(p.shape[1:])} and gallery {tuple(g.shape[1:])} differ in [C, P]")
+        raise InputError(f"probe embeddings {tuple(p.shape[1:])} and gallery {tuple(g.shape[1:])} differ in [C, P]")
     g_parts = _part_major(g, metric)  # [P, M, C]
     step = chunk_size or default_chunk(g.shape[0], g.shape[2])
     for start in range(0, p.shape[0], step):

@@ -1,7 +1,7 @@
 """DepthGait: gait recognition from silhouette and monocular-depth sequences (ACM MM 2025).
 
-Read bottom-up: the trunks (one branch, two late-fused branches, or the paper's cross-level
-fusion from ``fusion.py``) turn the input sequences, folded to frames ``[N * T, 1, H, W]``
+The trunk (``trunks.py``: one branch, two late-fused branches, or the paper's cross-level
+fusion) turns the input sequences, folded to frames ``[N * T, 1, H, W]``
 (channels-last, see blocks.py), into a ``[N * T, C, h, w]`` map, viewed as ``[N, C, T, h, w]``; the head pools
 it over time (max, padded frames ignored) and over horizontal strips (16 bins, mean + max), maps
 every strip with its own FC (the embedding) and a BNNeck (the classifier features and logits).
@@ -26,56 +26,14 @@ from depthgait_model.blocks import (
     temporal_max,
     unfold_frames,
 )
-from depthgait_model.branch import Branch
 from depthgait_model.config import ModelConfig
-from depthgait_model.fusion import CrossLevelFusion
+from depthgait_model.trunks import make_trunk
 
 
 class GaitOutput(NamedTuple):
     embeddings: torch.Tensor  # (N, C, P) separate-FC output: triplet loss, default test embedding
     bnneck: torch.Tensor  # (N, C, P) BNNeck features: optional test embedding
     logits: torch.Tensor  # (N, num_classes, P) cosine logits in [-1, 1]: cross-entropy loss
-
-
-class SingleBranch(nn.Module):
-    """``silhouette-only`` / ``depth-only``: one DeepGaitV2 branch, stages 1-4, on one modality."""
-
-    def __init__(self, cfg: ModelConfig, modality: str) -> None:
-        super().__init__()
-        self.modality = modality
-        self.branch = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
-        self.out_channels = self.branch.out_channels
-
-    def forward(
-        self, sil: torch.Tensor | None, depth: torch.Tensor | None, frames: int, mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        x = sil if self.modality == "sil" else depth  # (N*T, 1, H, W)
-        return self.branch.forward_folded(x, frames, mask)[-1]  # (N*T, C4, h, w)
-
-
-class LateFusion(nn.Module):
-    """``late-fusion``: two independent branches through stage 4, concatenated or summed."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.sil = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
-        self.depth = Branch(cfg.channels, cfg.blocks, cfg.strides, num_stages=4)
-        self.op = cfg.late_fusion_op
-        self.out_channels = cfg.channels[3] * (2 if self.op == "concat" else 1)
-
-    def forward(self, sil: torch.Tensor, depth: torch.Tensor, frames: int, mask: torch.Tensor | None) -> torch.Tensor:
-        s = self.sil.forward_folded(sil, frames, mask)[-1]  # (N*T, C4, h, w)
-        d = self.depth.forward_folded(depth, frames, mask)[-1]  # (N*T, C4, h, w)
-        return torch.cat([s, d], dim=1) if self.op == "concat" else s + d  # (N*T, C4 or 2*C4, h, w)
-
-
-class FullFusion(CrossLevelFusion):
-    """``full``: the paper's multi-scale cross-level fusion with a shared stage 4 (see fusion.py)."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__(
-            cfg.channels, cfg.blocks, cfg.strides, cfg.fusion_levels, cfg.fusion_op, cfg.gate_reduction, cfg.multiscale
-        )
 
 
 class DepthGait(nn.Module):
@@ -86,14 +44,7 @@ class DepthGait(nn.Module):
         assert num_classes >= 1, f"num_classes must be >= 1, got {num_classes}"
         self.cfg = cfg
         self.num_classes = num_classes
-        if cfg.mode == "silhouette-only":
-            self.trunk: nn.Module = SingleBranch(cfg, "sil")
-        elif cfg.mode == "depth-only":
-            self.trunk = SingleBranch(cfg, "depth")
-        elif cfg.mode == "late-fusion":
-            self.trunk = LateFusion(cfg)
-        else:
-            self.trunk = FullFusion(cfg)
+        self.trunk = make_trunk(cfg)
         self.hpp = HorizontalPyramidPooling(cfg.parts)
         self.fcs = SeparateFCs(cfg.parts, self.trunk.out_channels, cfg.embed_dim)
         self.bnnecks = SeparateBNNecks(cfg.parts, cfg.embed_dim, num_classes)

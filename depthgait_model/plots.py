@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import InputError
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -26,7 +27,7 @@ def _save(fig: Figure, path: Path) -> Path:
 def plot_view_heatmap(report: dict[str, Any], path: str | Path) -> Path:
     """One panel per probe condition: rank-1 (%) of probe view (rows) against gallery view (columns)."""
     if report.get("kind") != "cross-view":
-        raise ValueError(f"a per-view heatmap needs a cross-view report, got kind {report.get('kind')!r}")
+        raise InputError(f"a per-view heatmap needs a cross-view report, got kind {report.get('kind')!r}")
     views, conds = report["views"], report["conditions"]
     fig = Figure(figsize=(4.2 * len(conds) + 0.8, 4.0), layout="constrained")
     axes = fig.subplots(1, len(conds), squeeze=False)[0]
@@ -52,7 +53,7 @@ def plot_cmc(report: dict[str, Any], path: str | Path) -> Path:
     """CMC curves (identification rate against rank) of every probe condition in the report."""
     groups = [c for c in [*report["conditions"], "overall"] if c in report and report[c].get("cmc")]
     if not groups:
-        raise ValueError("the report holds no CMC curve to plot")
+        raise InputError("the report holds no CMC curve to plot")
     fig = Figure(figsize=(5.5, 4.0), layout="constrained")
     ax = fig.subplots()
     for name in groups:

@@ -38,6 +38,7 @@ from depthgait_model.metrics import (
     rank_stats,
     topk_hits,
 )
+from pipeline.errors import InputError
 from pipeline.manifest import Manifest, Protocol
 
 KINDS: tuple[str, ...] = ("cross-view", "condition", "retrieval")
@@ -56,7 +57,7 @@ def evaluate(
     """Evaluate an embedding set under ``manifest.protocol``; returns the JSON-able report."""
     proto = manifest.protocol
     if proto.kind not in KINDS:
-        raise ValueError(f"{manifest.source or manifest.name}: protocol kind {proto.kind!r} is not one of {', '.join(KINDS)}")
+        raise InputError(f"{manifest.source or manifest.name}: protocol kind {proto.kind!r} is not one of {', '.join(KINDS)}")
     metric = metric or proto.metric
     data = _Prepared(emb, proto, device)
     head = {"protocol": manifest.name, "kind": proto.kind, "metric": metric}
@@ -88,12 +89,12 @@ class _Prepared:
         self.views = emb.views
         self.gallery = type_mask(emb.types, proto.gallery, proto.match)
         if not self.gallery.any():
-            raise ValueError(f"no gallery sequences: no type matches {list(proto.gallery)} (types present: {_some(emb.types)})")
+            raise InputError(f"no gallery sequences: no type matches {list(proto.gallery)} (types present: {_some(emb.types)})")
         # A gallery type never doubles as a probe (keyword 'nm' would otherwise take the '00-nm' gallery).
         self.probes = {c: type_mask(emb.types, pats, proto.match) & ~self.gallery for c, pats in proto.probes.items()}
         if not any(m.any() for m in self.probes.values()):
             wanted = sorted({p for pats in proto.probes.values() for p in pats})
-            raise ValueError(f"no probe sequences: no type matches {wanted} (types present: {_some(emb.types)})")
+            raise InputError(f"no probe sequences: no type matches {wanted} (types present: {_some(emb.types)})")
         self.g_idx = np.flatnonzero(self.gallery)
         self.p_idx = np.flatnonzero(np.any(list(self.probes.values()), axis=0))
 
@@ -122,7 +123,7 @@ def _view_list(views: np.ndarray, manifest: Manifest) -> list[str]:
         return sorted(present)
     unknown = sorted(present - set(manifest.views))
     if unknown:
-        raise ValueError(f"views {unknown} are not among the {manifest.name} manifest's views {list(manifest.views)}")
+        raise InputError(f"views {unknown} are not among the {manifest.name} manifest's views {list(manifest.views)}")
     return [v for v in manifest.views if v in present]
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from pipeline.errors import InputError
+
 Item = tuple[int, int]  # (dataset index, item seed)
 
 
@@ -38,20 +40,20 @@ class PKSampler:
         for index, label in enumerate(labels):
             by_label[int(label)].append(index)
         if p < 1 or k < 1:
-            raise ValueError(f"P x K sampler needs P >= 1 and K >= 1, got P={p}, K={k}")
+            raise InputError(f"P x K sampler needs P >= 1 and K >= 1, got P={p}, K={k}")
         if len(by_label) < p:
-            raise ValueError(
+            raise InputError(
                 f"P x K sampler needs at least P={p} subjects with sequences, the data has {len(by_label)}; "
                 "lower train.batch_p or add subjects"
             )
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world size {world_size}")
+            raise InputError(f"rank {rank} outside world size {world_size}")
         if k % world_size == 0 and k // world_size >= 2:
             self.split = "k"
         elif p % world_size == 0 and p // world_size >= 2:
             self.split = "p"
         else:
-            raise ValueError(
+            raise InputError(
                 f"P x K = {p} x {k} cannot be split evenly over {world_size} processes so that each keeps "
                 f">= 2 subjects with >= 2 sequences; make K or P a multiple of {world_size} (K/{world_size} >= 2 or "
                 f"P/{world_size} >= 2)"
@@ -93,7 +95,7 @@ class PKSampler:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if (state.get("p"), state.get("k")) != (self.p, self.k):
-            raise ValueError(
+            raise InputError(
                 f"sampler state was saved with P x K = {state.get('p')} x {state.get('k')}, "
                 f"this run uses {self.p} x {self.k}"
             )

@@ -34,8 +34,9 @@ from depthgait_model.data import GaitDataset, collate
 from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
 from depthgait_model.sampler import PKSampler
-from pipeline.aligned_store import FRAME_SIZE
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.errors import DepthgaitError, InputError
+from pipeline.formats.aligned import FRAME_SIZE
 from pipeline.manifest import Manifest
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.
@@ -43,7 +44,7 @@ RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "log_every", "num_workers
 NONFINITE_PATIENCE_AMP = 50  # with a grad scaler, fp16 overflow is skipped; give up only if it persists
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(DepthgaitError, RuntimeError):
     """The loss stopped being finite; the message says when and what to try."""
 
 
@@ -80,9 +81,9 @@ class DistInfo:
 def pick_device(name: str, info: DistInfo) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; under DDP each process takes its LOCAL_RANK GPU."""
     if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+        raise InputError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU here")
+        raise InputError("device cuda was asked for, but torch sees no CUDA GPU here")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", info.local_rank % torch.cuda.device_count())
@@ -224,7 +225,7 @@ def _train(
 def _check_data_config(run_cfg: RunConfig) -> None:
     data = run_cfg.data
     if data.height != FRAME_SIZE or data.width != FRAME_SIZE - 2 * data.cut:
-        raise ValueError(
+        raise InputError(
             f"config {run_cfg.name!r}: data.height must be {FRAME_SIZE} and data.width {FRAME_SIZE} - 2 * cut "
             f"(aligned frames are {FRAME_SIZE}x{FRAME_SIZE}); got height {data.height}, width {data.width}, cut {data.cut}"
         )
@@ -234,7 +235,7 @@ def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str,
     """The checkpoint to continue from, after checking it belongs to this recipe."""
     if not resume:
         if latest.exists():
-            raise ValueError(f"{latest} exists: pass --resume to continue that run, or choose another --out")
+            raise InputError(f"{latest} exists: pass --resume to continue that run, or choose another --out")
         return None
     if not latest.is_file():
         raise FileNotFoundError(f"{latest}: nothing to resume (no checkpoint in {latest.parent})")
@@ -245,7 +246,7 @@ def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str,
     changed += [f"train.{k}" for k, v in stored.train.__dict__.items()
                 if getattr(run_cfg.train, k) != v and k not in RESUMABLE_CHANGES]
     if changed:
-        raise ValueError(
+        raise InputError(
             f"{latest} was trained with different settings ({', '.join(changed)}); resume with the same config "
             f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change) or start a new --out"
         )
@@ -281,7 +282,7 @@ class MetricsLog:
                 except json.JSONDecodeError:
                     if line_no == len(lines):
                         break  # a half line from a killed run
-                    raise ValueError(f"{path}:{line_no}: not a JSON record") from None
+                    raise InputError(f"{path}:{line_no}: not a JSON record") from None
                 if record.get("iter", 0) <= keep_until:
                     self.records.append(record)
         write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in self.records))

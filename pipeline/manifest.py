@@ -15,10 +15,12 @@ from typing import NamedTuple
 
 import yaml
 
+from pipeline.errors import DepthgaitError
+
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "data_manifests"
 
 
-class ManifestError(ValueError):
+class ManifestError(DepthgaitError, ValueError):
     """A manifest, or a file name that a manifest cannot place, is wrong; the message names it."""
 
 
@@ -43,7 +45,7 @@ class SequenceId(NamedTuple):
 
 @dataclass(frozen=True)
 class Protocol:
-    """How probes are matched against the gallery (see PAPER.md)."""
+    """How probes are matched against the gallery (``depthgait_model.protocols`` scores it)."""
 
     kind: str  # "cross-view" (CASIA-B: per probe/gallery view cell) or "condition" (SUSTech1K)
     gallery: tuple[str, ...]
@@ -52,11 +54,6 @@ class Protocol:
     ranks: tuple[int, ...] = (1,)
     metric: str = "euc"
     match: str = "exact"  # "exact": condition names; "keyword": the probe type contains the keyword
-
-    def condition_matches(self, condition: str, patterns: Sequence[str]) -> bool:
-        if self.match == "keyword":
-            return any(p in condition for p in patterns)
-        return condition in patterns
 
 
 @dataclass(frozen=True)

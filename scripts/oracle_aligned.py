@@ -1,6 +1,6 @@
 """An aligned file from the synthetic generator's ground truth (true masks, true depth in metres).
 
-A diagnostic for the depth-helps study: the same alignment (``pipeline.align.align_frames``) as the
+A diagnostic for the depth-helps study: the same alignment (``pipeline.align.frames.align_frames``) as the
 real pipeline, but with the generator's exact silhouette and metric depth instead of background
 subtraction and the estimated depth. Training on it tells whether the network can use depth at all,
 separately from how good the depth estimate is.
@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.align import align_frames
-from pipeline.aligned_store import AlignedSequence, AlignedWriter
+from pipeline.align.frames import align_frames
+from pipeline.formats.aligned import AlignedSequence, AlignedWriter
 from pipeline.manifest import load_manifest
 
 

@@ -17,6 +17,7 @@ loads exactly like ``depth-anything/Depth-Anything-V2-Small-hf``.
 Example (about 10 minutes on one CPU core):
     .venv/bin/python scripts/train_synth_depth.py --seed 0 --threads 1
 """
+# ruff: noqa: E402  (sys.path is set before the project's imports)
 from __future__ import annotations
 
 import json
@@ -37,9 +38,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.atomic import write_text_atomic  # noqa: E402
-from pipeline.shipped_models import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME  # noqa: E402
-from pipeline.synth_depth import (  # noqa: E402
+from pipeline.atomic import write_text_atomic
+from pipeline.depth.shipped import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME
+from pipeline.depth.training import (
     INPUT_SIZE,
     MARGIN,
     TRAIN_SUBJECT_OFFSET,
@@ -176,7 +177,7 @@ meaningful depth on real footage: for real videos use a real checkpoint such as
 Same path as any Depth Anything checkpoint (works with `HF_HUB_OFFLINE=1`):
 ```python
 from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-from pipeline.shipped_models import SYNTH_DEPTH_DIR
+from pipeline.depth.shipped import SYNTH_DEPTH_DIR
 processor = AutoImageProcessor.from_pretrained(SYNTH_DEPTH_DIR)
 model = AutoModelForDepthEstimation.from_pretrained(SYNTH_DEPTH_DIR)
 ```
@@ -197,7 +198,7 @@ of per-image standardised inverse depth inside the silhouette + {grad_weight} x 
 ## Measured errors (held-out subjects, never seen in training)
 Inside the silhouette, after per-frame least-squares scale-and-shift alignment of the predicted inverse
 depth to the true inverse depth, converted to depth ({eval_frames} frames of {eval_subjects} subjects,
-indices 1..{eval_subjects} of generator seed 0; `pipeline.depth_metrics`):
+indices 1..{eval_subjects} of generator seed 0; `pipeline.depth.metrics`):
 
 | prediction | AbsRel | SI-RMSE (log) |
 | --- | --- | --- |

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.align import OUT_SIZE, AlignSettings, align_frames, normalise_depth
-from pipeline.align_runner import AlignReport, report_path, run_align
-from pipeline.aligned_store import AlignedReader
-from pipeline.extract_cache import VideoCache, cache_path, pack_canvas, pack_mask, write_video_cache
+from pipeline.align.batch import AlignReport, report_path, run_align
+from pipeline.align.frames import AlignSettings, align_frames, normalise_depth
+from pipeline.formats.aligned import AlignedReader
+from pipeline.formats.video_cache import VideoCache, cache_path, write_video_cache
+from pipeline.geometry import FRAME_SIZE as OUT_SIZE
+from pipeline.geometry import pack_canvas, pack_mask
 from pipeline.manifest import SequenceId
 
 EXACT = AlignSettings(depth_percentiles=(0.0, 100.0))  # min/max, so expected values have a closed form
@@ -239,7 +241,8 @@ def test_runner_writes_aligned_file_that_round_trips(tmp_path: Path) -> None:
         assert reader.settings["fingerprint"] == report.fingerprint
         assert reader.settings["align"]["min_frames"] == 5
     # the file holds exactly what align_frames gives on the cache's own canvas crops
-    from pipeline.extract_cache import read_video_cache, unpack_canvas
+    from pipeline.formats.video_cache import read_video_cache
+    from pipeline.geometry import unpack_canvas
 
     cache = read_video_cache(tmp_path / "videos/001/nm-01/090.h5")
     sil, depth, kept = align_frames(
@@ -306,7 +309,7 @@ def test_workers_give_the_same_file(tmp_path: Path) -> None:
 
 
 def test_a_run_killed_midway_leaves_no_file_and_the_rerun_completes(tmp_path: Path, monkeypatch) -> None:
-    import pipeline.align_runner as runner
+    import pipeline.align.batch as runner
 
     for i in range(3):
         make_cache(tmp_path, SequenceId(f"00{i}", "nm-01", "090"), n_frames=5)

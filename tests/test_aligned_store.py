@@ -2,8 +2,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.aligned_store import AlignedFormatError, AlignedReader, AlignedSequence, AlignedWriter
 from pipeline.atomic import atomic_path
+from pipeline.formats.aligned import AlignedFormatError, AlignedReader, AlignedSequence, AlignedWriter
 from pipeline.manifest import SequenceId
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from tiny_models import save_tiny_depth_anything
 
-from pipeline.extract_cache import list_caches, read_video_cache
-from pipeline.runner import ExtractSettings, run_extract
-from pipeline.synthetic import generate_dataset
+from pipeline.extract.batch import run_extract
+from pipeline.extract.settings import ExtractSettings
+from pipeline.formats.video_cache import list_caches, read_video_cache
+from pipeline.synthetic.dataset import generate_dataset
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -36,7 +37,7 @@ def test_dask_backend_matches_a_local_run(tmp_path: Path) -> None:
 def test_missing_dask_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from pipeline.cluster import dask_backend
+    from pipeline.extract.batch import dask_backend
 
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(ValueError, match="pip install 'dask\\[distributed\\]'"):

@@ -9,7 +9,7 @@ import torch
 
 from depthgait_model.augment import ClipAugment
 from depthgait_model.data import GaitDataset, clip_indices, collate
-from pipeline.aligned_store import AlignedSequence, AlignedWriter
+from pipeline.formats.aligned import AlignedSequence, AlignedWriter
 from pipeline.manifest import SequenceId, load_manifest
 
 SYNTH = load_manifest("synthetic")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli.main import main
 from depthgait_model.embeddings import Embeddings, embed_aligned, length_batches, load_embeddings, save_embeddings
 from depthgait_model.protocols import evaluate
-from pipeline.aligned_store import AlignedReader, AlignedSequence, AlignedWriter
+from pipeline.formats.aligned import AlignedReader, AlignedSequence, AlignedWriter
 from pipeline.manifest import SequenceId, load_manifest
 
 CASIA = load_manifest("casia-b")

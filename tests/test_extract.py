@@ -17,22 +17,22 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.detect import BackgroundModel, box_iou, select_track
-from pipeline.extract_cache import (
-    CANVAS,
+from pipeline.errors import read_failures
+from pipeline.extract.batch import run_extract
+from pipeline.extract.bgsub import BackgroundModel
+from pipeline.extract.detect import box_iou, select_track
+from pipeline.extract.job import video_settings
+from pipeline.extract.models import Models
+from pipeline.extract.settings import ExtractSettings
+from pipeline.extract.video import VideoError, VideoReader
+from pipeline.formats.video_cache import (
     ExtractCacheError,
     VideoCache,
-    fit_size,
     list_caches,
-    pack_canvas,
-    pack_mask,
-    read_errors,
     read_video_cache,
-    unpack_canvas,
     write_video_cache,
-)  # fmt: skip
-from pipeline.runner import ExtractSettings, Models, crop_boxes, run_extract, video_settings
-from pipeline.video import VideoError, VideoReader
+)
+from pipeline.geometry import CANVAS, crop_boxes, fit_size, pack_canvas, pack_mask, unpack_canvas
 
 SIZE = (160, 120)  # (W, H)
 FRAMES = 30
@@ -98,7 +98,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     background image, and a lateral 090 view), else the stand-in."""
     out = tmp_path_factory.mktemp("videos")
     try:
-        from pipeline.synthetic import background, generate_dataset
+        from pipeline.synthetic.dataset import generate_dataset
+        from pipeline.synthetic.render import background
     except ImportError:
         _own_dataset(out)
         return out
@@ -233,7 +234,7 @@ def test_rerun_does_no_work_and_overwrite_redoes(videos: Path, extracted: Path, 
 def test_killed_run_resumes_to_the_same_result(
     videos: Path, extracted: Path, settings: ExtractSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.runner as runner
+    import pipeline.extract.batch as runner
 
     cache = tmp_path / "cache"
     real_write, calls = runner.write_video_cache, []
@@ -295,7 +296,7 @@ def test_each_bad_input_gets_a_row_and_the_rest_complete(videos: Path, settings:
     ])  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "9 videos" in result.output and "failed" in result.output and "errors.jsonl" in result.output
-    rows = read_errors(cache)
+    rows = [f.to_row() for f in read_failures(cache)]
     by_video: dict[str, list[dict]] = {}
     for row in rows:
         assert Path(row["video"]).name in row["error"], row  # every message names its file
@@ -366,9 +367,9 @@ def test_bgsub_on_odd_sized_arrays_and_crop_boxes() -> None:
 
 def test_yolo_detector_and_yolo_seg_through_the_runner(videos: Path, settings: ExtractSettings, tmp_path: Path) -> None:
     """Random YOLO weights from the yaml: the boxes mean nothing, but every step of the path runs."""
-    from pipeline.depth import DepthEstimator
-    from pipeline.detect import YoloDetector
-    from pipeline.segment import YoloSegSegmenter
+    from pipeline.depth.estimator import DepthEstimator
+    from pipeline.extract.detect import YoloDetector
+    from pipeline.extract.segment import YoloSegSegmenter
 
     det = YoloDetector("yolo11n.yaml", conf=1e-4, imgsz=160)
     seg = YoloSegSegmenter("yolo11n-seg.yaml", conf=0.0, imgsz=160, min_iou=0.0)
@@ -393,7 +394,7 @@ def test_sam_batches_the_encoder_and_prompts_all_boxes_of_a_frame() -> None:
     import torch
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
-    from pipeline.segment import SamSegmenter
+    from pipeline.extract.segment import SamSegmenter
 
     torch.manual_seed(0)
     dim, size = 32, 64
@@ -424,7 +425,7 @@ def test_sam_batches_the_encoder_and_prompts_all_boxes_of_a_frame() -> None:
 
 # ---- depth --------------------------------------------------------------------------------------------
 def test_depth_runs_on_crops_batched_like_one_at_a_time(depth_dir: Path) -> None:
-    from pipeline.depth import DepthEstimator
+    from pipeline.depth.estimator import DepthEstimator
 
     est = DepthEstimator(str(depth_dir), input_height=56, batch_size=4)
     assert est.input_hw == (56, 28) and est.near_is_large  # multiples of the patch size 14
@@ -450,7 +451,7 @@ def test_cli_help_has_an_example() -> None:
 
 def test_shipped_depth_model_runs_at_its_own_input_size() -> None:
     """A small crop-trained model keeps the geometry it was trained at; an explicit height wins."""
-    from pipeline.depth import DepthEstimator
+    from pipeline.depth.estimator import DepthEstimator
 
     assert DepthEstimator("depthgait/synthdepth-small").input_hw == (168, 126)
     assert DepthEstimator("depthgait/synthdepth-small", input_height=84).input_hw == (84, 56)

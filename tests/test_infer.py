@@ -28,9 +28,10 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     """Gallery and probe videos, the offline pipeline's aligned file of the gallery, a trained tiny model."""
     from depthgait_model.config import load_config
     from depthgait_model.train import train
-    from pipeline.align_runner import run_align
-    from pipeline.runner import ExtractSettings, run_extract
-    from pipeline.synthetic import generate_dataset
+    from pipeline.align.batch import run_align
+    from pipeline.extract.batch import run_extract
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.synthetic.dataset import generate_dataset
 
     root = tmp_path_factory.mktemp("infer")
     videos, probes = root / "gallery", root / "probe"

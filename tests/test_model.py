@@ -23,10 +23,10 @@ from depthgait_model.blocks import (
     temporal_max,
     unfold_frames,
 )
-from depthgait_model.branch import Branch
 from depthgait_model.config import ModelConfig, load_config
 from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
+from depthgait_model.trunks import Branch
 
 NUM_CLASSES = 5
 MODES = ("silhouette-only", "depth-only", "late-fusion", "full")

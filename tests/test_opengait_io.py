@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli.prep import main as prep_main
-from pipeline.aligned_store import AlignedReader, AlignedSequence, AlignedWriter
+from pipeline.formats.aligned import AlignedReader, AlignedSequence, AlignedWriter
+from pipeline.interop.opengait import PARTITION_NAME, export_opengait, import_opengait
+from pipeline.interop.safe_pickle import dump_array
 from pipeline.manifest import SequenceId, load_manifest
-from pipeline.opengait_io import PARTITION_NAME, export_opengait, import_opengait
-from pipeline.safe_pickle import dump_array
 
 SETTINGS = {"made_by": "test", "depth_model": "tiny"}
 

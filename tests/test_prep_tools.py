@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from test_align import make_cache
 
 from cli.prep import main
-from pipeline.aligned_store import AlignedReader, AlignedSequence
-from pipeline.contact_sheet import GAP, TITLE_H, sequences_sheet
-from pipeline.extract_cache import append_error
+from pipeline.errors import Failure, append_failure
+from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import SequenceId
+from pipeline.tools.contact_sheet import GAP, TITLE_H, sequences_sheet
 
 A, B, SHORT = SequenceId("001", "nm-01", "090"), SequenceId("002", "bg-01", "000"), SequenceId("003", "cl-01", "180")
 
@@ -31,9 +31,9 @@ def cache(tmp_path: Path) -> Path:
     make_cache(root, A, n_frames=9, empty=(3, 4), video=str(tmp_path / "001-nm-01-090.avi"))
     make_cache(root, B, n_frames=6, video=str(tmp_path / "002-bg-01-000.avi"))
     make_cache(root, SHORT, n_frames=6, empty=(0, 2, 5), video=str(tmp_path / "003-cl-01-180.avi"))
-    append_error(root, tmp_path / "004-nm-01-090.avi", "decode", "004-nm-01-090.avi: zero-byte file")
-    append_error(root, tmp_path / "005-nm-01-090.avi", "detect", "005-nm-01-090.avi: no person found")
-    append_error(root, tmp_path / "002-bg-01-000.avi", "decode", "002-bg-01-000.avi: grayscale video", level="warning")
+    append_failure(root, Failure(str(tmp_path / "004-nm-01-090.avi"), "decode", "004-nm-01-090.avi: zero-byte file"))
+    append_failure(root, Failure(str(tmp_path / "005-nm-01-090.avi"), "detect", "005-nm-01-090.avi: no person found"))
+    append_failure(root, Failure(str(tmp_path / "002-bg-01-000.avi"), "decode", "002-bg-01-000.avi: grayscale video", "warning"))
     return root
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from pipeline.synthetic import generate_dataset
+from pipeline.synthetic.dataset import generate_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 CONDITIONS = ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "bg-01", "cl-01")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.safe_pickle import PickleLoadError, UnsafePickleError, dump_array, load_pickle, loads
+from pipeline.interop.safe_pickle import PickleLoadError, UnsafePickleError, dump_array, load_pickle, loads
 
 
 class _RunsCommand:

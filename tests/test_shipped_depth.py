@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.depth_metrics import align_scale_shift, depth_errors
-from pipeline.shipped_models import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME, resolve_shipped
-from pipeline.synth_depth import ssi_loss
+from pipeline.depth.metrics import align_scale_shift, depth_errors
+from pipeline.depth.shipped import SYNTH_DEPTH_DIR, SYNTH_DEPTH_NAME, resolve_shipped
+from pipeline.depth.training import ssi_loss
 
 
 # ---- metrics on hand-made arrays ------------------------------------------------------------------
@@ -143,7 +143,7 @@ HELD_OUT = [(1, "000", "nm-01"), (2, "090", "bg-01"), (3, "144", "cl-01"), (4, "
 @pytest.fixture(scope="module")
 def held_out_crops() -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Person crops (box + 10% margin, clipped) of subjects 1..5, which training never saw (it used 1000+)."""
-    from pipeline.synthetic import render_sequence, subject_params
+    from pipeline.synthetic.dataset import render_sequence, subject_params
 
     rgb, depth, mask = [], [], []
     for index, view, condition in HELD_OUT:

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from tiny_models import save_tiny_depth_anything
 
 from cli.prep import main as prep_main
-from pipeline.align import AlignSettings, align_frames
-from pipeline.aligned_store import AlignedReader
+from pipeline.align.frames import AlignSettings, align_frames
+from pipeline.formats.aligned import AlignedReader
+from pipeline.interop.sustech1k import import_sustech1k, read_raw
 from pipeline.manifest import SequenceId
-from pipeline.sustech1k import import_sustech1k, read_raw
 
 H, W = 128, 96  # crops the size of the cache canvas: packing is the identity, so expectations are exact
 

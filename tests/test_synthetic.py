@@ -10,15 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.prep import main as prep_main
-from pipeline.synthetic import (
-    PATH_DISTANCE,
-    background,
-    generate_dataset,
-    mask_boxes,
-    render_sequence,
-    sample_subject,
-    subject_params,
-)
+from pipeline.synthetic.dataset import PATH_DISTANCE, generate_dataset, mask_boxes, render_sequence, subject_params
+from pipeline.synthetic.people import sample_subject
+from pipeline.synthetic.render import background
 
 VIEWS, CONDITIONS, FRAMES = ["000", "090"], ["nm-01", "bg-01", "cl-01"], 30
 THRESHOLD = 12  # grey levels; the sensor noise has sd 2
@@ -208,7 +202,8 @@ def test_cli_help_and_errors(tmp_path: Path) -> None:
 
 def test_walking_speed_is_cadence_times_step() -> None:
     """Over whole strides the body covers cadence x step length per second, whatever the start phase."""
-    from pipeline.synth_body import sample_sequence, walk_progress
+    from pipeline.synthetic.body import walk_progress
+    from pipeline.synthetic.people import sample_sequence
 
     subject = subject_params(4, 0)
     seq = sample_sequence("nm-03", np.random.default_rng(1))

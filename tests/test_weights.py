@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.weights import (
+from pipeline.extract.weights import (
     MissingWeightsError,
     resolve_hf_model,
     resolve_sam_checkpoint,
     resolve_yolo_weights,
     sam_type_from_name,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def no_weights_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     monkeypatch.setenv("DEPTHGAIT_WEIGHTS", str(tmp_path / "weights-env"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr("pipeline.weights._ultralytics_weights_dir", lambda: tmp_path / "ul")
+    monkeypatch.setattr("pipeline.extract.weights._ultralytics_weights_dir", lambda: tmp_path / "ul")
     return tmp_path
 
 
@@ -56,7 +56,7 @@ def test_hub_model_resolves_when_online_or_local(tmp_path: Path, monkeypatch: py
 def test_depth_folder_without_weights_is_a_clear_error(tmp_path: Path) -> None:
     from transformers import DepthAnythingConfig, Dinov2Config
 
-    from pipeline.depth import DepthEstimator
+    from pipeline.depth.estimator import DepthEstimator
 
     folder = tmp_path / "half"
     DepthAnythingConfig(backbone_config=Dinov2Config(hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
@@ -80,7 +80,7 @@ def test_yolo_weights(tmp_path: Path) -> None:
 
 
 def test_sam_checkpoints(tmp_path: Path) -> None:
-    from pipeline.segment import load_sam
+    from pipeline.extract.segment import load_sam
 
     with pytest.raises(MissingWeightsError) as err:
         resolve_sam_checkpoint("vit_b")

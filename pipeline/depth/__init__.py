@@ -1,0 +1,1 @@
+"""Monocular depth of person crops: the estimator, its metrics, the shipped model and its training kit."""

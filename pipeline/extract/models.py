@@ -1,0 +1,37 @@
+"""The detector, segmenter and depth model an extract run needs, loaded once per process.
+
+joblib workers keep theirs between videos, so a batch of a thousand videos loads each model once
+per worker, not once per video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.extract.detect import make_detector
+from pipeline.extract.settings import ExtractSettings
+
+
+@dataclass
+class Models:
+    detector: Any
+    segmenter: Any
+    depth: Any
+_MODELS: dict[ExtractSettings, Models] = {}  # one set per process (joblib workers keep theirs)
+
+
+def load_models(settings: ExtractSettings) -> Models:
+    """Load (once per process) the detector, segmenter and depth model the settings name."""
+    if settings not in _MODELS:
+        from pipeline.depth.estimator import DepthEstimator
+        from pipeline.extract.segment import make_segmenter
+
+        _MODELS[settings] = Models(
+            detector=make_detector(settings.detector, settings.detector_weights, device=settings.device),
+            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=settings.device),
+            depth=DepthEstimator(
+                settings.depth, settings.device, settings.depth_input_height, settings.batch_size,
+                settings.depth_input_aspect,
+            ),  # fmt: skip
+        )
+    return _MODELS[settings]

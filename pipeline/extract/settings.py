@@ -1,0 +1,75 @@
+"""What an extract run does: the backends, their weights, batch size, crop margin, depth input.
+
+``ExtractSettings`` is the one source of the extract options: the CLI's shared options take their
+defaults from it. ``recorded()`` is what shapes the output and so goes into each cache's fingerprint
+(device and batch size do not); ``check_weights()`` resolves every weight before any video is touched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import DepthgaitError, InputError
+from pipeline.extract.weights import resolve_hf_model, resolve_sam_checkpoint, resolve_yolo_weights
+from pipeline.geometry import CANVAS
+
+
+class SettingsError(DepthgaitError, ValueError):
+    """An extract setting outside what the backends accept."""
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    detector: str = "bgsub"  # bgsub | yolo
+    detector_weights: str = "yolo11n.pt"
+    segmenter: str = "bgsub"  # bgsub | sam | yolo-seg
+    sam: str = "vit_b"
+    seg_weights: str = "yolo11n-seg.pt"
+    depth: str = "depth-anything/Depth-Anything-V2-Small-hf"
+    device: str = "cpu"
+    batch_size: int = 16
+    margin: float = 0.1  # share of the box's width/height added on each side of the crop
+    depth_input_height: int | None = None  # None: the depth model's own size, at most 266 (pipeline.depth.estimator)
+    depth_input_aspect: float = 0.6  # width / height of the depth model's input
+    background_frames: int = 64  # frames sampled for the median background
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("bgsub", "yolo"):
+            raise InputError(f"unknown detector {self.detector!r} (choose bgsub or yolo)")
+        if self.segmenter not in ("bgsub", "sam", "yolo-seg"):
+            raise InputError(f"unknown segmenter {self.segmenter!r} (choose bgsub, sam or yolo-seg)")
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.margin <= 1:
+            raise InputError(f"margin must be in [0, 1], got {self.margin}")
+
+    @property
+    def needs_background(self) -> bool:
+        return "bgsub" in (self.detector, self.segmenter)
+
+    def recorded(self) -> dict[str, Any]:
+        """What shapes the output (stored in the cache and fingerprinted); device and batch size do not."""
+        rec: dict[str, Any] = {"detector": self.detector, "segmenter": self.segmenter, "depth_model": self.depth}
+        if self.detector == "yolo":
+            rec["detector_weights"] = self.detector_weights
+        if self.segmenter == "sam":
+            rec["sam"] = self.sam
+        if self.segmenter == "yolo-seg":
+            rec["seg_weights"] = self.seg_weights
+        if self.needs_background:
+            rec["background_frames"] = self.background_frames
+        rec.update(
+            margin=self.margin, canvas=list(CANVAS), depth_input_height=self.depth_input_height,
+            depth_input_aspect=self.depth_input_aspect,
+        )  # fmt: skip
+        return rec
+
+    def check_weights(self) -> None:
+        """Resolve every weight without loading it: a missing one fails before any video is touched."""
+        resolve_hf_model(self.depth)
+        if self.detector == "yolo":
+            resolve_yolo_weights(self.detector_weights)
+        if self.segmenter == "sam":
+            resolve_sam_checkpoint(self.sam)
+        if self.segmenter == "yolo-seg":
+            resolve_yolo_weights(self.seg_weights)

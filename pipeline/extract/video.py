@@ -1,0 +1,135 @@
+"""Decode videos in frame batches with OpenCV, with one clear error per kind of bad file.
+
+Every later stage works on batches ``uint8 [B, H, W, 3]`` (BGR, as OpenCV decodes), so a grayscale
+video is widened to three channels here and odd sizes pass through untouched. A zero-byte,
+non-video or undecodable file raises ``VideoError`` naming the file; a file that stops decoding
+before the frame count its header promised is reported by ``VideoReader.truncated`` so the runner
+can write a warning row and keep the frames it got.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import DepthgaitError, InputError
+
+
+class VideoError(DepthgaitError, ValueError):
+    """A video cannot be read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: float
+    width: int
+    height: int
+    n_frames_header: int  # what the container claims; 0 when it does not say
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{path}: not a video OpenCV can open (unknown or damaged container)")
+    return cap
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    """Grayscale (H, W) or (H, W, 1) and BGRA frames become (H, W, 3) BGR."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+class VideoReader:
+    """One pass over a video in batches; ``n_decoded`` and ``truncated`` are known after the pass.
+
+    Reading again (a second pass) reopens the file: decoding is cheap next to the models, and it
+    keeps memory bounded for long videos.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        cap = _open(self.path)
+        try:
+            ok, first = cap.read()
+            if not ok or first is None:
+                raise VideoError(f"{self.path}: opens as a video but no frame decodes (truncated or damaged)")
+            first = _as_bgr(first)
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        finally:
+            cap.release()
+        self.info = VideoInfo(self.path, fps if np.isfinite(fps) else 0.0, first.shape[1], first.shape[0], max(count, 0))
+        self.n_decoded: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the last full pass decoded fewer frames than the header promised."""
+        return self.n_decoded is not None and 0 < self.n_decoded < self.info.n_frames_header
+
+    def batches(self, batch_size: int, keep: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(indices int64 [B], frames uint8 [B, H, W, 3])`` in order.
+
+        ``keep`` (sorted frame indices) limits the yield to those frames; the others are grabbed
+        without being converted, and decoding stops after the last wanted frame.
+        """
+        if batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {batch_size}")
+        wanted = None if keep is None else set(int(i) for i in keep)
+        last = None if keep is None else (int(keep[-1]) if len(keep) else -1)
+        cap = _open(self.path)
+        idx: list[int] = []
+        frames: list[np.ndarray] = []
+        n = 0
+        try:
+            while last is None or n <= last:
+                if wanted is not None and n not in wanted:
+                    if not cap.grab():
+                        break
+                    n += 1
+                    continue
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                frame = _as_bgr(frame)
+                if frame.shape[:2] != (self.info.height, self.info.width):
+                    raise VideoError(
+                        f"{self.path}: frame {n} is {frame.shape[1]}x{frame.shape[0]}, "
+                        f"the first was {self.info.width}x{self.info.height}"
+                    )
+                idx.append(n)
+                frames.append(frame)
+                n += 1
+                if len(frames) == batch_size:
+                    yield np.asarray(idx, dtype=np.int64), np.stack(frames)  # [B, H, W, 3]
+                    idx, frames = [], []
+            if frames:
+                yield np.asarray(idx, dtype=np.int64), np.stack(frames)
+        finally:
+            cap.release()
+        if keep is None:
+            self.n_decoded = n
+
+    def sample(self, max_frames: int) -> np.ndarray:
+        """Up to ``max_frames`` frames spread evenly over the video, ``uint8 [S, H, W, 3]``."""
+        total = self.info.n_frames_header
+        if total <= 0 and self.n_decoded is None:
+            self.n_decoded = sum(len(i) for i, _ in self.batches(64))
+        total = self.n_decoded or total
+        keep = np.unique(np.linspace(0, max(total - 1, 0), num=min(max_frames, max(total, 1))).round().astype(np.int64))
+        out = [f for _, f in self.batches(len(keep), keep=keep)]
+        if not out:
+            raise VideoError(f"{self.path}: no frame decodes")
+        return np.concatenate(out)

@@ -1,0 +1,198 @@
+"""Contact sheets: the pictures a person looks at to trust a cache (``depthgait-prep show``, the demo).
+
+Layout of one sequence's sheet (all sizes in pixels, ``s`` = ``scale``, ``g`` = ``GAP``):
+
+- a title bar ``TITLE_H`` high;
+- a grid of cells, ``cols`` per row, each cell the aligned silhouette and the aligned depth side by side
+  (``128 s`` wide, ``64 s`` high), with the source frame index written on it; ``g`` between cells and
+  around the grid, so the width is ``cols * 128 s + (cols + 1) g``;
+- when the video is at hand, one more row of raw frames (``128 s`` wide, the video's aspect) with
+  the person box in red and the silhouette tinted green, so a wrong box or mask is obvious.
+
+Depth is drawn with the inferno colour map (bright yellow = near), black outside the silhouette.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import InputError
+from pipeline.formats.aligned import AlignedReader, AlignedSequence
+from pipeline.formats.video_cache import VideoCache, cache_path, read_video_cache
+from pipeline.geometry import unpack_canvas
+from pipeline.manifest import SequenceId
+
+GAP = 4
+TITLE_H = 24
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def depth_colour(depth: np.ndarray) -> np.ndarray:
+    """uint8 depth [H, W] -> BGR [H, W, 3]; black where the depth is 0 (outside the silhouette)."""
+    rgb = cv2.applyColorMap(depth, cv2.COLORMAP_INFERNO)  # [H, W, 3]
+    rgb[depth == 0] = 0
+    return rgb
+
+
+def frame_cell(sil: np.ndarray, depth: np.ndarray | None, scale: int, label: str = "") -> np.ndarray:
+    """One aligned frame as BGR [64 s, 128 s, 3]: silhouette left, depth right (grey when there is none)."""
+    left = cv2.cvtColor(sil, cv2.COLOR_GRAY2BGR)  # [64, 64, 3]
+    right = depth_colour(depth) if depth is not None else np.full_like(left, 64)
+    cell = np.concatenate([left, right], axis=1)  # [64, 128, 3]
+    cell = cv2.resize(cell, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)  # [64 s, 128 s, 3]
+    if label:
+        cv2.putText(cell, label, (3, 12), FONT, 0.35, (0, 200, 255), 1, cv2.LINE_AA)
+    return cell
+
+
+def sample_indices(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` indices spread evenly over ``range(n)`` (all of them when n <= k)."""
+    if n <= k:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+def grid(cells: list[np.ndarray], cols: int, background: int = 40) -> np.ndarray:
+    """Tile equal-size cells ``cols`` per row with ``GAP`` between and around them."""
+    h, w = cells[0].shape[:2]
+    rows = -(-len(cells) // cols)
+    out = np.full((rows * (h + GAP) + GAP, cols * (w + GAP) + GAP, 3), background, np.uint8)
+    for i, cell in enumerate(cells):
+        y, x = GAP + (i // cols) * (h + GAP), GAP + (i % cols) * (w + GAP)
+        out[y : y + h, x : x + w] = cell
+    return out
+
+
+def title_bar(text: str, width: int) -> np.ndarray:
+    bar = np.full((TITLE_H, width, 3), 20, np.uint8)
+    cv2.putText(bar, text, (GAP, TITLE_H - 8), FONT, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return bar
+
+
+def raw_panels(cache: VideoCache, frames: list[int], width: int) -> list[np.ndarray]:
+    """Decode ``frames`` (source indices present in ``cache``), draw box and mask, scale to ``width``."""
+    rows = {int(f): i for i, f in enumerate(cache.frames)}
+    wanted = sorted(f for f in set(frames) if f in rows)
+    capture = cv2.VideoCapture(str(cache.video))
+    if not capture.isOpened():
+        raise FileNotFoundError(f"{cache.video}: cannot open the video")
+    decoded: dict[int, np.ndarray] = {}
+    index = 0
+    try:  # read forward rather than seek: seeking is inexact for many codecs
+        while wanted and index <= wanted[-1]:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index in rows and index in wanted:
+                decoded[index] = image
+            index += 1
+    finally:
+        capture.release()
+    panels = []
+    for f in wanted:
+        if f not in decoded:
+            continue
+        image = decoded[f].copy()  # BGR [H, W, 3]
+        i = rows[f]
+        x0, y0, x1, y1 = (int(v) for v in cache.crop_box[i])
+        region = image[y0:y1, x0:x1]
+        if region.size:
+            mask = unpack_canvas(cache.mask[i], cache.crop_size[i])
+            mask = cv2.resize(mask, (region.shape[1], region.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+            region[mask] = (0.5 * region[mask] + np.array([0, 127, 0])).astype(np.uint8)
+        bx0, by0, bx1, by1 = (int(round(v)) for v in cache.box[i])
+        cv2.rectangle(image, (bx0, by0), (bx1, by1), (0, 0, 255), 2)
+        height = max(1, round(width * image.shape[0] / image.shape[1]))
+        panel = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        cv2.putText(panel, f"frame {f}", (3, height - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        panels.append(panel)
+    return panels
+
+
+def sequence_sheet(
+    seq: AlignedSequence, max_frames: int = 16, cols: int = 8, scale: int = 2, cache: VideoCache | None = None
+) -> np.ndarray:
+    """One sequence's sheet (BGR); raw frames are added when ``cache`` is given and its video opens."""
+    if len(seq.frames) == 0:
+        raise InputError(f"{seq.id.key}: the sequence has no frames to show")
+    idx = sample_indices(len(seq.frames), max_frames)
+    cells = [
+        frame_cell(seq.sil[i], None if seq.depth is None else seq.depth[i], scale, str(int(seq.frames[i]))) for i in idx
+    ]
+    cols = max(1, min(cols, len(cells)))
+    parts = [grid(cells, cols)]
+    if cache is not None:
+        picks = [int(seq.frames[i]) for i in idx[sample_indices(len(idx), cols)]]
+        panels = raw_panels(cache, picks, cells[0].shape[1])  # panels as wide as a cell
+        if panels:
+            raw = grid(panels, cols)
+            parts.append(raw[GAP:])  # the grid above already ends with a gap
+    body = np.concatenate(parts, axis=0)
+    title = f"{seq.id.key}  {len(seq.frames)} frames  (left: silhouette, right: depth, near = bright)"
+    return np.concatenate([title_bar(title, body.shape[1]), body], axis=0)
+
+
+def sequences_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 8, scale: int = 1) -> np.ndarray:
+    """Several sequences, one row each with its key (for the demo and reports)."""
+    if not seqs:
+        raise InputError("no sequences to show")
+    rows = []
+    for seq in seqs:
+        idx = sample_indices(len(seq.frames), frames_per_seq)
+        cells = [frame_cell(seq.sil[i], None if seq.depth is None else seq.depth[i], scale) for i in idx]
+        cells += [np.zeros_like(cells[0])] * (frames_per_seq - len(cells))  # short sequences keep the columns
+        row = grid(cells, frames_per_seq)
+        rows.append(np.concatenate([title_bar(f"{seq.id.key} ({len(seq.frames)} frames)", row.shape[1]), row], axis=0))
+    return np.concatenate(rows, axis=0)
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Encode and write atomically; the folder is created."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise InputError(f"{path}: could not encode the image as PNG")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+    return path
+
+
+@dataclass
+class ShowResult:
+    out: Path
+    width: int
+    height: int
+    note: str = ""  # why the raw frames are missing, when they are
+
+
+def show_sequence(
+    key: str, data: str | Path, cache_dir: str | Path | None, out: str | Path, max_frames: int = 16, cols: int = 8
+) -> ShowResult:
+    """``depthgait-prep show``: the sheet of one sequence of ``data`` (aligned.h5), raw frames when possible."""
+    seq_id = SequenceId.from_key(key)
+    with AlignedReader(data) as reader:
+        ids = reader.ids()
+        if seq_id not in ids:
+            some = ", ".join(i.key for i in ids[:3]) + (" ..." if len(ids) > 3 else "")
+            raise InputError(f"{key}: not in {data} (it has {len(ids)} sequences: {some or 'none'})")
+        seq = reader.load(seq_id)
+    cache, note = None, ""
+    if cache_dir is not None:
+        path = cache_path(cache_dir, seq_id)
+        if not path.is_file():
+            note = f"raw frames left out: no extract cache at {path}"
+        else:
+            cache = read_video_cache(path)
+            if not Path(cache.video).is_file():
+                cache, note = None, f"raw frames left out: video {cache.video} not found"
+    try:
+        image = sequence_sheet(seq, max_frames, cols, cache=cache)
+    except FileNotFoundError as exc:  # the video exists but does not open
+        image, note = sequence_sheet(seq, max_frames, cols), f"raw frames left out: {exc}"
+    write_png(out, image)
+    return ShowResult(Path(out), image.shape[1], image.shape[0], note)

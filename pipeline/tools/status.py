@@ -1,0 +1,143 @@
+"""``depthgait-prep status``: what a cache holds, what failed and why, and whether ``aligned.h5`` is current.
+
+Reads only attributes and dataset shapes of the per-video caches (no pixel data), the rows of
+``errors.jsonl``, and the aligned file's settings and report, so it stays quick on a full CASIA-B cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from pipeline.align.batch import AlignReport, inputs_fingerprint, report_path
+from pipeline.align.frames import AlignSettings
+from pipeline.errors import InputError, read_failures
+from pipeline.formats.aligned import AlignedFormatError, AlignedReader
+from pipeline.formats.video_cache import FORMAT as EXTRACT_FORMAT
+from pipeline.formats.video_cache import list_caches
+
+
+@dataclass
+class AlignedStatus:
+    path: str
+    up_to_date: bool
+    sequences: int
+    frames_kept: int
+    frames_dropped: int | None = None  # None when the align report is missing
+    too_short: list[tuple[str, int]] = field(default_factory=list)  # (key, kept frames)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (cache file, error)
+
+
+@dataclass
+class CacheStatus:
+    cache: str
+    videos_done: int = 0
+    frames_decoded: int = 0
+    frames_with_person: int = 0
+    failed: dict[str, dict[str, str]] = field(default_factory=dict)  # video -> {stage, error}, videos with no cache
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # rows of level "warning"
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # cache files that cannot be read
+    aligned: AlignedStatus | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def format(self, max_listed: int = 10) -> str:
+        """A human summary; long lists are cut to ``max_listed`` items with a count of the rest."""
+        lines = [
+            f"cache {self.cache}",
+            f"  videos done: {self.videos_done}  (frames decoded {self.frames_decoded}, "
+            f"with a person {self.frames_with_person})",
+            f"  videos failed: {len(self.failed)}",
+        ]
+        stages = Counter(row["stage"] for row in self.failed.values())
+        if stages:
+            lines.append("    by stage: " + ", ".join(f"{stage} {n}" for stage, n in stages.most_common()))
+        for video, row in list(self.failed.items())[:max_listed]:
+            lines.append(f"    {video} [{row['stage']}]: {row['error']}")
+        if len(self.failed) > max_listed:
+            lines.append(f"    ... and {len(self.failed) - max_listed} more")
+        if self.warnings:
+            lines.append(f"  warnings: {len(self.warnings)}")
+            lines += [f"    {w.get('video')}: {w.get('error')}" for w in self.warnings[:max_listed]]
+        for path, error in self.unreadable[:max_listed]:
+            lines.append(f"  unreadable cache: {path}: {error}")
+        a = self.aligned
+        if a is None:
+            lines.append("  aligned: none yet (run `depthgait-prep align`)")
+            return "\n".join(lines)
+        state = "up to date" if a.up_to_date else "OUT OF DATE (caches or settings changed: run `depthgait-prep align`)"
+        lines.append(f"  aligned: {a.path} ({state})")
+        dropped = "unknown" if a.frames_dropped is None else str(a.frames_dropped)
+        lines.append(f"    sequences {a.sequences}, frames kept {a.frames_kept}, dropped {dropped}")
+        lines.append(f"    sequences too short: {len(a.too_short)}")
+        lines += [f"      {key} ({kept} frames)" for key, kept in a.too_short[:max_listed]]
+        lines += [f"    align failed: {path}: {error}" for path, error in a.failed[:max_listed]]
+        return "\n".join(lines)
+
+
+def _settings_from_dict(data: dict[str, Any]) -> AlignSettings:
+    data = dict(data)
+    if "depth_percentiles" in data:
+        data["depth_percentiles"] = tuple(data["depth_percentiles"])
+    return AlignSettings(**data)
+
+
+def aligned_status(cache_dir: Path, aligned: Path, caches: list[Path]) -> AlignedStatus | None:
+    """The aligned file's counts, and whether it still matches the caches (by the align fingerprint)."""
+    if not aligned.is_file():
+        return None
+    try:
+        with AlignedReader(aligned) as reader:
+            ids = reader.ids()
+            frames = sum(reader.length(i) for i in ids)
+            stored = reader.settings.get("fingerprint")
+            settings = _settings_from_dict(reader.settings.get("align", {}))
+    except (AlignedFormatError, TypeError) as exc:
+        return AlignedStatus(str(aligned), False, 0, 0, failed=[(str(aligned), str(exc))])
+    current = inputs_fingerprint(caches, cache_dir, settings) if caches else None
+    status = AlignedStatus(str(aligned), stored == current, len(ids), frames)
+    rp = report_path(aligned)
+    if rp.is_file():
+        report = AlignReport.from_json(rp.read_text())
+        if report.fingerprint == stored:  # a report from another run would mislead
+            status.frames_dropped = report.frames_dropped
+            status.too_short = [(s.key or s.cache, s.kept) for s in report.by_status("too_short")]
+            status.failed = [(s.cache, s.error) for s in report.by_status("failed")]
+    return status
+
+
+def cache_status(cache_dir: str | Path = "cache", aligned: str | Path | None = None) -> CacheStatus:
+    """Summarise ``cache_dir``: per-video caches, ``errors.jsonl`` and the aligned file."""
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        raise FileNotFoundError(f"{cache_dir}: no such cache folder (run `depthgait-prep extract` first)")
+    status = CacheStatus(str(cache_dir))
+    done_videos: set[str] = set()
+    caches = list_caches(cache_dir)
+    for path in caches:
+        try:
+            with h5py.File(path, "r") as h5:
+                if h5.attrs.get("format") != EXTRACT_FORMAT:
+                    raise InputError(f"format {h5.attrs.get('format')!r}, expected {EXTRACT_FORMAT!r}")
+                done_videos.add(str(h5.attrs["video"]))
+                status.frames_decoded += int(h5.attrs["n_frames"])
+                status.frames_with_person += int(h5["frames"].shape[0])
+        except (OSError, KeyError, ValueError) as exc:
+            status.unreadable.append((str(path), str(exc)))
+    status.videos_done = len(caches) - len(status.unreadable)
+    for failure in read_failures(cache_dir):  # later rows win: the latest outcome of each video
+        if failure.level == "warning":
+            status.warnings.append(failure.to_row())
+        elif failure.item not in done_videos:
+            status.failed[failure.item] = {"stage": failure.stage, "error": failure.error}
+    status.aligned = aligned_status(cache_dir, Path(aligned) if aligned else cache_dir / "aligned.h5", caches)
+    return status
