@@ -88,11 +88,52 @@ workers_option = click.option(
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU is a clear error."""
-    import torch
+    """The library's one device policy (``pipeline.device``), its error as one CLI line."""
+    from pipeline.device import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda was asked for, but torch sees no CUDA GPU here")
-    return name
+    try:
+        return resolve(name)
+    except DepthgaitError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The extract options that ``extract``, ``embed`` and ``identify`` share, with their defaults read
+    from ``ExtractSettings()``; the command receives them as one ``extract_settings: ExtractSettings``."""
+    from pipeline.extract.settings import DETECTORS, SEGMENTERS, ExtractSettings
+
+    d = ExtractSettings()
+    options = [
+        click.option("--detector", type=click.Choice(DETECTORS), default=d.detector, show_default=True,
+                     help="bgsub: background subtraction of a static camera (no weights); yolo: ultralytics YOLO."),
+        click.option("--detector-weights", default=d.detector_weights, show_default=True, help="YOLO weights name or path."),
+        click.option("--segmenter", type=click.Choice(SEGMENTERS), default=d.segmenter, show_default=True,
+                     help="Silhouette inside the box: background subtraction, segment-anything, or YOLO-seg."),
+        click.option("--sam", default=d.sam, show_default=True, help="SAM size (vit_b, vit_l, vit_h) or checkpoint path."),
+        click.option("--seg-weights", default=d.seg_weights, show_default=True, help="YOLO-seg weights name or path."),
+        click.option("--depth", default=d.depth, show_default=True,
+                     help="Depth model: Hugging Face Hub id (from the local cache offline) or a local folder."),
+        click.option("--depth-input-height", type=click.IntRange(min=14), default=d.depth_input_height,
+                     help="Crop height fed to the depth model [default: its own input size, at most 266]."),
+        click.option("--margin", type=click.FloatRange(0, 1), default=d.margin, show_default=True,
+                     help="Share of the box size added on each side of the crop."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=d.batch_size, show_default=True,
+                     help="Frames per model call."),
+        device_option,
+    ]
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any, detector: str, detector_weights: str, segmenter: str, sam: str, seg_weights: str, depth: str,
+        depth_input_height: int | None, margin: float, batch_size: int, device: str, **kwargs: Any,
+    ) -> Any:
+        settings = ExtractSettings(
+            detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam,
+            seg_weights=seg_weights, depth=depth, depth_input_height=depth_input_height, margin=margin,
+            batch_size=batch_size, device=resolve_device(device),
+        )
+        return func(*args, extract_settings=settings, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper

@@ -3,46 +3,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.common import handle_errors, quiet_option, resolve_device
+from cli.common import extract_options, handle_errors, quiet_option
 
-DEFAULT_DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
+if TYPE_CHECKING:
+    from depthgait_model.infer import Inference
+    from pipeline.extract.settings import ExtractSettings
 
-infer_device_option = click.option(
-    "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
-    help="Where the network and the extract models run (CPU unless asked).",
-)
 checkpoint_option = click.option(
     "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Trained ckpt.pt."
 )
 
 
-def extract_options(func):
-    """The extract backends used on raw videos (as `depthgait-prep extract` names them)."""
-    for option in reversed([
-        click.option("--detector", type=click.Choice(["bgsub", "yolo"]), default="bgsub", show_default=True),
-        click.option("--segmenter", type=click.Choice(["bgsub", "sam", "yolo-seg"]), default="bgsub", show_default=True),
-        click.option("--depth", "depth_model", default=DEFAULT_DEPTH, show_default=True, help="Depth model (Hub id or folder)."),
-        click.option("--depth-input-height", type=int, default=None, help="Crop height fed to the depth model [default: its own input size, at most 266]."),
-        click.option("--manifest", default="casia-b", show_default=True, help="Naming of video files (--layout names)."),
-    ]):  # fmt: skip
-        func = option(func)
-    return func
+manifest_option = click.option(
+    "--manifest", default="casia-b", show_default=True, help="Naming of video files (with --layout names)."
+)
 
 
-def _inference(
-    checkpoint: Path, device: str, detector: str, segmenter: str, depth_model: str, depth_input_height: int | None, quiet: bool
-):
+def _inference(checkpoint: Path, extract_settings: ExtractSettings, quiet: bool) -> Inference:
     from depthgait_model.infer import Inference
-    from pipeline.extract.settings import ExtractSettings
 
-    dev = resolve_device(device)
-    settings = ExtractSettings(
-        detector=detector, segmenter=segmenter, depth=depth_model, device=dev, depth_input_height=depth_input_height
-    )
-    return Inference(checkpoint, dev, settings, quiet=quiet)
+    return Inference(checkpoint, extract_settings.device, extract_settings, quiet=quiet)
 
 
 @click.command("embed")
@@ -51,12 +35,12 @@ def _inference(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Embeddings .npz to write.")
 @click.option("--layout", default="names", show_default=True, help="Identity of videos: names, folders or a CSV file.")
 @extract_options
-@infer_device_option
+@manifest_option
 @quiet_option
 @handle_errors
 def embed(
-    checkpoint: Path, inputs: tuple[Path, ...], out: Path, layout: str, detector: str, segmenter: str,
-    depth_model: str, depth_input_height: int | None, manifest: str, device: str, quiet: bool,
+    checkpoint: Path, inputs: tuple[Path, ...], out: Path, layout: str, extract_settings: ExtractSettings,
+    manifest: str, quiet: bool,
 ) -> None:
     """Embed videos (the whole chain, in memory) or aligned.h5 files into an .npz gallery.
 
@@ -72,13 +56,13 @@ def embed(
     from depthgait_model.infer import embed_inputs
     from pipeline.manifest import load_manifest
 
-    inf = _inference(checkpoint, device, detector, segmenter, depth_model, depth_input_height, quiet)
+    inf = _inference(checkpoint, extract_settings, quiet)
     result = embed_inputs(inf, inputs, load_manifest(manifest), layout)
     save_embeddings(out, result.embeddings)
     emb = result.embeddings
     click.echo(f"wrote {len(emb)} embeddings of {len(set(emb.labels))} subjects to {out}")
-    for _, reason in result.failed:
-        click.echo(f"skipped: {reason}", err=True)
+    for failure in result.failed:
+        click.echo(f"skipped: {failure.line()}", err=True)
     if result.failed:
         raise click.ClickException(f"{len(result.failed)} inputs skipped (listed above); the rest were written")
 
@@ -91,12 +75,12 @@ def embed(
 @click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @extract_options
-@infer_device_option
+@manifest_option
 @quiet_option
 @handle_errors
 def identify(
-    checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, as_json: bool, detector: str,
-    segmenter: str, depth_model: str, depth_input_height: int | None, manifest: str, device: str, quiet: bool,
+    checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, as_json: bool,
+    extract_settings: ExtractSettings, manifest: str, quiet: bool,
 ) -> None:
     """Print the gallery identities closest to the person walking in VIDEO.
 
@@ -110,7 +94,7 @@ def identify(
     from pipeline.manifest import load_manifest
 
     gallery_emb = load_embeddings(gallery)
-    inf = _inference(checkpoint, device, detector, segmenter, depth_model, depth_input_height, quiet)
+    inf = _inference(checkpoint, extract_settings, quiet)
     matches = identify_video(inf, gallery_emb, video, load_manifest(manifest), top_k, metric)
     if as_json:
         click.echo(json.dumps({"video": str(video), "metric": metric, "matches": [m.__dict__ for m in matches]}, indent=2))

@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.common import device_option, handle_errors, quiet_option, resolve_device, workers_option
+from cli.common import extract_options, handle_errors, quiet_option, workers_option
+
+if TYPE_CHECKING:
+    from pipeline.extract.settings import ExtractSettings
 
 
 @click.command()
 @click.argument("videos_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path("cache"), show_default=True,
-              help="Where the per-video caches and errors.jsonl go.")  # fmt: skip
+              help="Where the per-video caches and errors.jsonl go.")
 @click.option("--manifest", default="casia-b", show_default=True, help="Manifest name or YAML path (naming, extensions).")
 @click.option("--layout", default="names", show_default=True,
               help="Identity of each video: names (manifest naming), folders (<subject>/<condition>/<view>.ext) "
-                   "or a CSV file with path,subject,condition,view.")  # fmt: skip
-@click.option("--detector", type=click.Choice(["bgsub", "yolo"]), default="bgsub", show_default=True,
-              help="bgsub: background subtraction of the static camera (no weights); yolo: ultralytics YOLO.")  # fmt: skip
-@click.option("--detector-weights", default="yolo11n.pt", show_default=True, help="YOLO weights name or path.")
-@click.option("--segmenter", type=click.Choice(["bgsub", "sam", "yolo-seg"]), default="bgsub", show_default=True,
-              help="Silhouette inside the box: background subtraction, segment-anything, or YOLO-seg.")  # fmt: skip
-@click.option("--sam", default="vit_b", show_default=True, help="SAM size (vit_b, vit_l, vit_h) or checkpoint path.")
-@click.option("--seg-weights", default="yolo11n-seg.pt", show_default=True, help="YOLO-seg weights name or path.")
-@click.option("--depth", default="depth-anything/Depth-Anything-V2-Small-hf", show_default=True,
-              help="Depth model: Hugging Face Hub id (from the local cache offline) or a local folder.")  # fmt: skip
-@click.option("--margin", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-              help="Share of the box size added on each side of the crop.")  # fmt: skip
-@device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per model call.")
+                   "or a CSV file with path,subject,condition,view.")
+@extract_options
 @workers_option
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
               help="Run the videos on a Dask cluster (several machines sharing the cache folder), e.g. tcp://host:8786.")
@@ -37,10 +29,9 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @quiet_option
 @handle_errors
 def extract(
-    videos_dir: Path, cache: Path, manifest: str, layout: str, detector: str, detector_weights: str, segmenter: str,
-    sam: str, seg_weights: str, depth: str, margin: float, device: str, batch_size: int, workers: int,
+    videos_dir: Path, cache: Path, manifest: str, layout: str, extract_settings: ExtractSettings, workers: int,
     dask_scheduler: str | None, overwrite: bool, quiet: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Detect, segment and estimate the depth of the walking person in every video under VIDEOS_DIR.
 
     One cache file per video goes to CACHE/videos/<subject>/<condition>/<view>.h5; a rerun skips
@@ -56,14 +47,10 @@ def extract(
       depthgait-prep extract /shared/casia-b/ --cache /shared/cache --dask-scheduler tcp://head:8786
     """
     from pipeline.extract.batch import run_extract
-    from pipeline.extract.settings import ExtractSettings
 
-    settings = ExtractSettings(
-        detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam, seg_weights=seg_weights,
-        depth=depth, device=resolve_device(device), batch_size=batch_size, margin=margin,
-    )  # fmt: skip
-    summary = run_extract(videos_dir, cache, settings, manifest, layout, workers, overwrite, quiet,
-                          scheduler=dask_scheduler)
+    summary = run_extract(
+        videos_dir, cache, extract_settings, manifest, layout, workers, overwrite, quiet, scheduler=dask_scheduler
+    )
     click.echo(summary.line(cache))
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -6,14 +6,15 @@ from pathlib import Path
 import click
 
 from cli.common import device_option, handle_errors, quiet_option, resolve_device
+from pipeline.depth import DEFAULT_DEPTH_MODEL as DEFAULT_DEPTH
+from pipeline.errors import Failure
 
 DEFAULT_ALIGNED = "cache/aligned.h5"
-DEFAULT_DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
 
 
-def _report_failures(failed: list[tuple[str, str]], what: str) -> None:
-    for _, reason in failed:
-        click.echo(f"skipped: {reason}", err=True)
+def _report_failures(failed: list[Failure], what: str) -> None:
+    for failure in failed:
+        click.echo(f"skipped: {failure.line()}", err=True)
     if failed:
         raise click.ClickException(f"{len(failed)} {what} skipped (listed above); the rest were written")
 

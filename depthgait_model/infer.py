@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings, embed_aligned
 from pipeline.align import AlignSettings, align_video_cache
-from pipeline.errors import DepthgaitError, InputError
+from pipeline.errors import DepthgaitError, Failure, InputError
 from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import Manifest, ManifestError, SequenceId
@@ -61,21 +61,23 @@ class Match:
 class Inference:
     """A trained model plus the extract models; both loaded once, used for many videos.
 
-    ``device`` is ``"cpu"`` unless asked; the extract models run on the same device.
+    ``device`` follows the one policy (``pipeline.device``: auto = CUDA when present); the extract models
+    run on the same device.
     """
 
     def __init__(
         self,
         checkpoint: str | Path,
-        device: str = "cpu",
+        device: str = "auto",
         extract: ExtractSettings | None = None,
         align: AlignSettings | None = None,
         which: str = "fc",
         quiet: bool = False,
     ) -> None:
         from depthgait_model.checkpoint import load_model
+        from pipeline.device import resolve_device
 
-        self.device = device
+        device = self.device = resolve_device(device)
         self.model, self.run_config, self.meta = load_model(checkpoint, device)
         self.extract = extract or ExtractSettings(device=device)
         self.align = align or AlignSettings()
@@ -127,14 +129,14 @@ class Inference:
                 self.model, reader, reader.ids(), self.device, self.which, cut=self.run_config.data.cut, quiet=self.quiet
             )
 
-    def embed_videos(self, items: Sequence[tuple[Path, SequenceId]]) -> tuple[Embeddings | None, list[tuple[str, str]]]:
-        """Embed identified videos; an unusable video is a ``(video, reason)`` failure, not an error."""
+    def embed_videos(self, items: Sequence[tuple[Path, SequenceId]]) -> tuple[Embeddings | None, list[Failure]]:
+        """Embed identified videos; an unusable video is a ``Failure``, not an error."""
         seqs, failed = [], []
         for video, seq in tqdm(items, desc="videos", unit="video", disable=self.quiet):
             try:
                 seqs.append(self.sequence_from_video(video, seq))
             except (ValueError, OSError) as exc:
-                failed.append((str(video), str(exc)))
+                failed.append(Failure(str(video), "embed", str(exc)))
         return (self.embed_sequences(seqs) if seqs else None), failed
 
 
@@ -151,13 +153,13 @@ def concat(parts: Iterable[Embeddings]) -> Embeddings:
 @dataclass
 class EmbedResult:
     embeddings: Embeddings
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    failed: list[Failure] = field(default_factory=list)
 
 
 def embed_inputs(inf: Inference, inputs: Sequence[str | Path], manifest: Manifest, layout: str = "names") -> EmbedResult:
     """Embed videos, folders of videos and aligned files; identities from names, folders or a CSV."""
     parts: list[Embeddings] = []
-    failed: list[tuple[str, str]] = []
+    failed: list[Failure] = []
     items: list[tuple[Path, SequenceId]] = []
     for raw in inputs:
         path = Path(raw)
@@ -167,21 +169,21 @@ def embed_inputs(inf: Inference, inputs: Sequence[str | Path], manifest: Manifes
         if path.is_dir():
             videos, root = find_videos(path, manifest), path
             if not videos:
-                failed.append((str(path), f"{path}: no videos ({', '.join(manifest.extensions)}) found"))
+                failed.append(Failure(str(path), "discover", f"{path}: no videos ({', '.join(manifest.extensions)}) found"))
         elif path.is_file():
             videos, root = [path], path.parent
         else:
             raise FileNotFoundError(f"{path}: no such video, folder or aligned file")
         found, bad = identify(videos, root, manifest, layout)
         items.extend(found)
-        failed.extend((str(v), why) for v, why in bad)
+        failed.extend(Failure(str(v), "identify", why) for v, why in bad)
     if items:
         emb, bad_videos = inf.embed_videos(items)
         failed.extend(bad_videos)
         if emb is not None:
             parts.append(emb)
     if not parts:
-        first = failed[0][1] if failed else "no inputs"
+        first = failed[0].error if failed else "no inputs"
         raise InputError(f"nothing to embed: {first}")
     return EmbedResult(concat(parts), failed)
 

@@ -35,6 +35,7 @@ from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
 from depthgait_model.sampler import PKSampler
 from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.formats.aligned import FRAME_SIZE
 from pipeline.manifest import Manifest
@@ -79,12 +80,8 @@ class DistInfo:
 
 
 def pick_device(name: str, info: DistInfo) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; under DDP each process takes its LOCAL_RANK GPU."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise InputError(f"device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("device cuda was asked for, but torch sees no CUDA GPU here")
-    if name == "cpu" or not torch.cuda.is_available():
+    """The device policy (``pipeline.device``); under DDP each process takes its LOCAL_RANK GPU."""
+    if resolve_device(name) == "cpu":
         return torch.device("cpu")
     return torch.device("cuda", info.local_rank % torch.cuda.device_count())
 

@@ -86,8 +86,8 @@ def test_export_requested_modality_missing_is_reported(tmp_path: Path, aligned) 
     path, _ = aligned
     result = export_opengait(path, tmp_path / "og", load_manifest("synthetic"), modalities=["sil", "depth"], quiet=True)
     assert result.exported == 14
-    assert [key for key, _ in result.failed] == ["004/cl-01/090", "004/nm-01/090"]
-    assert "has no depth" in result.failed[0][1]
+    assert [f.item for f in result.failed] == ["004/cl-01/090", "004/nm-01/090"]
+    assert "has no depth" in result.failed[0].error
     assert not (tmp_path / "og" / "004" / "nm-01" / "090").exists()
 
 
@@ -131,7 +131,7 @@ def test_import_skips_bad_sequences_by_name(tmp_path: Path) -> None:
     good = _foreign_tree(tmp_path / "tree")
     result = import_opengait(tmp_path / "tree", tmp_path / "a.h5", quiet=True)
     assert result.imported == 5 and result.with_depth == 1 and result.short == ["077/bg-01/090"]
-    reasons = dict(result.failed)
+    reasons = {f.item: f.error for f in result.failed}
     assert len(reasons) == 5
     assert "not a readable pickle" in reasons[str(tmp_path / "tree/078/broken/000")]
     assert "000.pkl: expected uint8 [T, 64, 64], got float32" in reasons[str(tmp_path / "tree/078/floats/000")]

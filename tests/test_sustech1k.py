@@ -90,7 +90,7 @@ def test_raw_layout_imports_with_pixel_aligned_depth(tmp_path: Path, tree) -> No
     settings = AlignSettings(min_pixels=50)
     result = import_sustech1k(root, out, estimator=RedChannelDepth(), settings=settings, quiet=True)
     assert result.imported == 3 and result.with_depth == 3
-    failed = dict(result.failed)
+    failed = {f.item: f.error for f in result.failed}
     assert "not a readable image" in failed[str(root / "0300/02-cl/000")]
     assert "only 3 usable frames (< 5)" in failed[str(root / "0300/03-cr/000")]
     assert len(failed) == 2

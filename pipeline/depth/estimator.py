@@ -15,10 +15,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.depth import DEFAULT_DEPTH_MODEL
 from pipeline.extract.weights import MissingWeightsError, resolve_hf_model
 from pipeline.geometry import CANVAS, fit_size, fit_to_input
-
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 
 
 def _round_to(x: float, multiple: int) -> int:

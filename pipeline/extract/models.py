@@ -24,14 +24,15 @@ def load_models(settings: ExtractSettings) -> Models:
     """Load (once per process) the detector, segmenter and depth model the settings name."""
     if settings not in _MODELS:
         from pipeline.depth.estimator import DepthEstimator
+        from pipeline.device import resolve_device
         from pipeline.extract.segment import make_segmenter
 
+        device = resolve_device(settings.device)
         _MODELS[settings] = Models(
-            detector=make_detector(settings.detector, settings.detector_weights, device=settings.device),
-            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=settings.device),
+            detector=make_detector(settings.detector, settings.detector_weights, device=device),
+            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=device),
             depth=DepthEstimator(
-                settings.depth, settings.device, settings.depth_input_height, settings.batch_size,
-                settings.depth_input_aspect,
-            ),  # fmt: skip
+                settings.depth, device, settings.depth_input_height, settings.batch_size, settings.depth_input_aspect
+            ),
         )
     return _MODELS[settings]

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import DepthgaitError, InputError
+from pipeline.depth import DEFAULT_DEPTH_MODEL
+from pipeline.errors import InputError
 from pipeline.extract.weights import resolve_hf_model, resolve_sam_checkpoint, resolve_yolo_weights
 from pipeline.geometry import CANVAS
 
-
-class SettingsError(DepthgaitError, ValueError):
-    """An extract setting outside what the backends accept."""
+DETECTORS = ("bgsub", "yolo")
+SEGMENTERS = ("bgsub", "sam", "yolo-seg")
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class ExtractSettings:
     segmenter: str = "bgsub"  # bgsub | sam | yolo-seg
     sam: str = "vit_b"
     seg_weights: str = "yolo11n-seg.pt"
-    depth: str = "depth-anything/Depth-Anything-V2-Small-hf"
-    device: str = "cpu"
+    depth: str = DEFAULT_DEPTH_MODEL
+    device: str = "auto"  # auto | cpu | cuda: resolved by pipeline.device when the models load
     batch_size: int = 16
     margin: float = 0.1  # share of the box's width/height added on each side of the crop
     depth_input_height: int | None = None  # None: the depth model's own size, at most 266 (pipeline.depth.estimator)
@@ -34,9 +34,9 @@ class ExtractSettings:
     background_frames: int = 64  # frames sampled for the median background
 
     def __post_init__(self) -> None:
-        if self.detector not in ("bgsub", "yolo"):
+        if self.detector not in DETECTORS:
             raise InputError(f"unknown detector {self.detector!r} (choose bgsub or yolo)")
-        if self.segmenter not in ("bgsub", "sam", "yolo-seg"):
+        if self.segmenter not in SEGMENTERS:
             raise InputError(f"unknown segmenter {self.segmenter!r} (choose bgsub, sam or yolo-seg)")
         if self.batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.atomic import write_text_atomic
-from pipeline.errors import InputError
+from pipeline.errors import Failure, InputError
 from pipeline.formats.aligned import FRAME_SIZE, AlignedReader, AlignedSequence, AlignedWriter
 from pipeline.interop.safe_pickle import PickleLoadError, dump_array, load_pickle
 from pipeline.manifest import Manifest, SequenceId
@@ -50,7 +50,7 @@ class ExportResult:
     root: Path
     exported: int = 0
     with_depth: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (sequence key, reason)
+    failed: list[Failure] = field(default_factory=list)  # items are sequence keys
     partition: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -59,7 +59,7 @@ class ImportResult:
     out: Path
     imported: int = 0
     with_depth: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (sequence folder, reason)
+    failed: list[Failure] = field(default_factory=list)  # items are sequence folders
     short: list[str] = field(default_factory=list)  # imported, but fewer than 5 frames
 
 
@@ -101,14 +101,14 @@ def export_opengait(
                 for name in names:
                     dump_array(arrays[name], folder / pkl_name(name, seq_id.view))
             except (OSError, ValueError, KeyError) as exc:
-                result.failed.append((seq_id.key, str(exc)))
+                result.failed.append(Failure(seq_id.key, "export", str(exc)))
                 continue
             frames[seq_id.key] = seq.frames.tolist()
             result.exported += 1
             result.with_depth += int("depth" in names)
         settings = reader.settings
     if not result.exported:
-        raise InputError(f"{aligned}: no sequence could be exported ({result.failed[0][1]})")
+        raise InputError(f"{aligned}: no sequence could be exported ({result.failed[0].error})")
     subjects = sorted({SequenceId.from_key(k).subject for k in frames})
     train, test = manifest.split_subjects(subjects)
     result.partition = {"TRAIN_SET": train, "TEST_SET": test}
@@ -236,7 +236,7 @@ def import_opengait(
             try:
                 seq = read_sequence(seq_id, folder, meta.get("frames", {}), sil_pattern, depth_pattern)
             except (PickleLoadError, ValueError, OSError) as exc:
-                result.failed.append((str(folder), str(exc)))
+                result.failed.append(Failure(str(folder), "import", str(exc)))
                 continue
             writer.add(seq)
             result.imported += 1
@@ -244,5 +244,5 @@ def import_opengait(
             if len(seq.frames) < 5:
                 result.short.append(seq_id.key)
         if not result.imported:
-            raise InputError(f"{root}: no sequence could be imported; first problem: {result.failed[0][1]}")
+            raise InputError(f"{root}: no sequence could be imported; first problem: {result.failed[0].error}")
     return result

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.align.frames import AlignSettings, align_canvas
-from pipeline.errors import InputError
+from pipeline.errors import Failure, InputError
 from pipeline.formats.aligned import AlignedSequence, AlignedWriter
 from pipeline.geometry import CANVAS, pack_mask
 from pipeline.interop.opengait import ImportResult, find_sequence_folders
@@ -177,7 +177,7 @@ def import_sustech1k(
         estimator = DepthEstimator(depth_model, device=device, batch_size=batch_size)
     result = ImportResult(Path(out))
     result.failed.extend(  # folders of other material (Meta/, ...) are not subject ids: ignored
-        (str(f), f"{f}: no {RGB_DIR}/ + {SIL_DIR}/ or Camera pkls")
+        Failure(str(f), "import", f"{f}: no {RGB_DIR}/ + {SIL_DIR}/ or Camera pkls")
         for s, f, kind in found
         if kind is None and s.subject.isdigit()
     )
@@ -194,15 +194,15 @@ def import_sustech1k(
                 crops = read_raw(folder) if kind == "raw" else read_pkl(folder)
                 seq, kept = align_crops(seq_id, crops, estimator, settings)
             except (PickleLoadError, ValueError, OSError, cv2.error) as exc:
-                result.failed.append((str(folder), str(exc)))
+                result.failed.append(Failure(str(folder), "import", str(exc)))
                 continue
             if seq is None:
-                result.failed.append((str(folder), f"{folder}: only {kept} usable frames (< {settings.min_frames})"))
+                result.failed.append(Failure(str(folder), "align", f"{folder}: only {kept} usable frames (< {settings.min_frames})"))
                 continue
             writer.add(seq)
             result.imported += 1
             result.with_depth += 1
         if not result.imported:
-            raise InputError(f"{root}: no sequence could be imported; first problem: {result.failed[0][1]}")
+            raise InputError(f"{root}: no sequence could be imported; first problem: {result.failed[0].error}")
     return result
 
