@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from depthgait_model.augment import ClipAugment
 from pipeline.errors import InputError
-from pipeline.formats.aligned import FRAME_SIZE, AlignedReader
+from pipeline.formats.aligned import AlignedReader, AlignedSequence
+from pipeline.geometry import CUT, FRAME_SIZE
 from pipeline.manifest import Manifest, SequenceId, load_manifest
 
-CUT = 10  # default pixels cut on each side: 64x64 -> 64x44
 MODALITIES = ("sil", "depth")
 
 
@@ -155,7 +155,7 @@ class GaitDataset(Dataset):
             loaded = reader.load(seq)
             lo, hi = self.offsets[i], self.offsets[i + 1]
             for m in self.modalities:
-                self._frames[m][lo:hi] = getattr(loaded, m)[:, :, self.cut : FRAME_SIZE - self.cut]  # [T, 64, 44]
+                self._frames[m][lo:hi] = cut_frames(getattr(loaded, m), self.cut)  # [T, 64, 44]
         self.subjects = sorted({seq.subject for seq in ids})
 
     def __len__(self) -> int:
@@ -175,6 +175,18 @@ class GaitDataset(Dataset):
         for channel, m in enumerate(self.modalities):
             parts[m] = clip[:, channel].contiguous()  # [T, 64, 44]
         return GaitItem(parts["sil"], parts["depth"], int(self.labels[index]), self.ids[index])
+
+
+def cut_frames(frames: np.ndarray, cut: int = CUT) -> np.ndarray:
+    """Aligned frames [T, 64, 64] -> [T, 64, 64 - 2 cut]: the one cut, for training and testing alike."""
+    return frames[:, :, cut : frames.shape[2] - cut]
+
+
+def sequence_item(seq: AlignedSequence, cut: int = CUT, with_depth: bool = True, label: int = -1) -> GaitItem:
+    """A whole aligned sequence as a ``GaitItem`` (test time: every frame, no augmentation)."""
+    to_tensor = lambda frames: torch.from_numpy(np.ascontiguousarray(cut_frames(frames, cut)))  # noqa: E731
+    depth = to_tensor(seq.depth) if with_depth and seq.depth is not None else None
+    return GaitItem(to_tensor(seq.sil), depth, label, seq.id)
 
 
 def collate(items: Sequence[GaitItem]) -> GaitBatch:

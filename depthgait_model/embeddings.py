@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from depthgait_model.data import collate, sequence_item
 from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.formats.aligned import AlignedReader
+from pipeline.geometry import CUT
 from pipeline.manifest import SequenceId
 
 KEYS: tuple[str, ...] = ("embeddings", "labels", "types", "views")
-CUT = 10  # px cut from each side of the 64x64 aligned frame: 64x44 model input (PAPER.md)
 
 
 class EmbeddingsError(DepthgaitError, ValueError):
@@ -108,24 +109,6 @@ def save_embeddings(path: str | Path, emb: Embeddings) -> Path:
     return path
 
 
-def to_model_input(frames: np.ndarray | None, cut: int = CUT) -> torch.Tensor | None:
-    """uint8 aligned frames [T, 64, 64] -> float [T, 64, 64 - 2 cut] in [0, 1] (cut px per side)."""
-    if frames is None:
-        return None
-    width = frames.shape[2]
-    return torch.from_numpy(np.ascontiguousarray(frames[:, :, cut : width - cut])).float().div_(255.0)  # [T, 64, 44]
-
-
-def _pad_stack(seqs: list[torch.Tensor | None], t_max: int) -> torch.Tensor | None:
-    """List of [T_i, H, W] -> zero-padded [N, t_max, H, W]; None when any item is None."""
-    if any(s is None for s in seqs):
-        return None
-    out = seqs[0].new_zeros((len(seqs), t_max, *seqs[0].shape[1:]))  # [N, t_max, H, W]
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out
-
-
 def length_batches(lengths: Sequence[int], batch_size: int, max_frames: int) -> list[list[int]]:
     """Group indices by similar length (sorted) into batches of <= batch_size and <= max_frames padded frames."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
@@ -175,11 +158,9 @@ def embed_aligned(
     with tqdm(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
         for batch in batches:
             seqs = [reader.load(ids[i]) for i in batch]
-            t_max = max(lengths[i] for i in batch)
-            sil = _pad_stack([to_model_input(s.sil, cut) for s in seqs], t_max)  # [B, T, 64, 44]
-            depth = _pad_stack([to_model_input(s.depth, cut) for s in seqs], t_max)  # [B, T, 64, 44] or None
-            lens = torch.tensor([lengths[i] for i in batch], dtype=torch.int64, device=device)  # [B]
-            out = _embed(model, sil.to(device), None if depth is None else depth.to(device), lens, which)  # [B, C, P]
+            with_depth = all(s.depth is not None for s in seqs)
+            inputs = collate([sequence_item(s, cut, with_depth) for s in seqs]).model_inputs(device)  # [B, T, 64, 44]
+            out = _embed(model, inputs["sil"], inputs["depth"], inputs["lengths"], which)  # [B, C, P]
             out = out.float().cpu().numpy()
             for j, i in enumerate(batch):
                 rows[i] = out[j]

@@ -37,7 +37,7 @@ from depthgait_model.sampler import PKSampler
 from pipeline.atomic import atomic_path, write_text_atomic
 from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
-from pipeline.formats.aligned import FRAME_SIZE
+from pipeline.geometry import FRAME_SIZE
 from pipeline.manifest import Manifest
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.

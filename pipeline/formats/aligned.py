@@ -24,11 +24,11 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError
+from pipeline.geometry import FRAME_SIZE
 from pipeline.manifest import SequenceId
 
 FORMAT = "depthgait-aligned"
 VERSION = 1
-FRAME_SIZE = 64
 
 
 class AlignedFormatError(DepthgaitError, ValueError):

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from pipeline.atomic import write_text_atomic
 from pipeline.errors import Failure, InputError
-from pipeline.formats.aligned import FRAME_SIZE, AlignedReader, AlignedSequence, AlignedWriter
+from pipeline.formats.aligned import AlignedReader, AlignedSequence, AlignedWriter
+from pipeline.geometry import FRAME_SIZE
 from pipeline.interop.safe_pickle import PickleLoadError, dump_array, load_pickle
 from pipeline.manifest import Manifest, SequenceId
 
