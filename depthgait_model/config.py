@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import DepthgaitError
+from pipeline.geometry import CUT, FRAME_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -127,13 +128,36 @@ class TrainConfig:
 class DataConfig:
     """Input geometry: aligned frames are 64x64; ``cut`` pixels per side are dropped at load time."""
 
-    height: int = 64
-    width: int = 44
-    cut: int = 10  # columns removed from each side of the stored 64x64 frame (64 - 2 * 10 = 44)
+    cut: int = CUT  # columns removed from each side of the stored 64x64 frame (64 - 2 * 10 = 44)
 
     def __post_init__(self) -> None:
-        if self.height < 1 or self.width < 1 or self.cut < 0:
-            raise ConfigError(f"data: height and width must be >= 1 and cut >= 0, got {self}")
+        if not 0 <= self.cut < FRAME_SIZE // 2:
+            raise ConfigError(f"data: cut must be in [0, {FRAME_SIZE // 2}) pixels per side, got {self.cut}")
+
+    @property
+    def height(self) -> int:
+        return FRAME_SIZE
+
+    @property
+    def width(self) -> int:
+        return FRAME_SIZE - 2 * self.cut
+
+
+def _drop_derived_data_keys(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """Recipes and checkpoints written before ``data.height``/``data.width`` were derived still load:
+    the keys are accepted when they equal what ``cut`` gives, refused otherwise."""
+    section = data.get("data")
+    if not isinstance(section, Mapping) or not {"height", "width"} & set(section):
+        return data
+    rest = {k: v for k, v in section.items() if k not in ("height", "width")}
+    derived = DataConfig(**{k: v for k, v in rest.items() if k == "cut"})
+    for key in ("height", "width"):
+        if key in section and section[key] != getattr(derived, key):
+            raise ConfigError(
+                f"{source}: data.{key} is {section[key]}, but aligned frames are {FRAME_SIZE}x{FRAME_SIZE} and cut "
+                f"{derived.cut} gives {getattr(derived, key)} (set data.cut instead)"
+            )
+    return {**data, "data": rest}
 
 
 @dataclass(frozen=True)
@@ -152,7 +176,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> RunConfig:
         """Build strictly from a dict; ``source`` (a file name) prefixes every error message."""
-        return _build(cls, data, source, "")
+        return _build(cls, _drop_derived_data_keys(data, source), source, "")
 
     def override(self, changes: Mapping[str, Any], source: str = "overrides") -> RunConfig:
         """A copy with dotted keys changed, e.g. ``{"train.iterations": 200}``, validated like YAML."""

@@ -37,7 +37,6 @@ from depthgait_model.sampler import PKSampler
 from pipeline.atomic import atomic_path, write_text_atomic
 from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
-from pipeline.geometry import FRAME_SIZE
 from pipeline.manifest import Manifest
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.
@@ -115,7 +114,6 @@ def _train(
     dev: torch.device, info: DistInfo, quiet: bool,
 ) -> TrainResult:
     tc = run_cfg.train
-    _check_data_config(run_cfg)
     latest = out_dir / "ckpt.pt"
     payload = _resume_payload(latest, run_cfg, resume)
     torch.manual_seed(tc.seed)  # same initial weights on every rank
@@ -217,15 +215,6 @@ def _train(
         iters_per_s=(iteration - start) / seconds if seconds > 0 else float("nan"), seconds=seconds,
         num_parameters=sum(p.numel() for p in unwrap(model).parameters()), history=trained,
     )
-
-
-def _check_data_config(run_cfg: RunConfig) -> None:
-    data = run_cfg.data
-    if data.height != FRAME_SIZE or data.width != FRAME_SIZE - 2 * data.cut:
-        raise InputError(
-            f"config {run_cfg.name!r}: data.height must be {FRAME_SIZE} and data.width {FRAME_SIZE} - 2 * cut "
-            f"(aligned frames are {FRAME_SIZE}x{FRAME_SIZE}); got height {data.height}, width {data.width}, cut {data.cut}"
-        )
 
 
 def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str, Any] | None:

@@ -93,3 +93,12 @@ def test_override_is_validated() -> None:
         cfg.override({"train.iters": 3})
     with pytest.raises(ConfigError, match="must be an integer"):
         cfg.override({"train.iterations": "many"})
+
+
+def test_derived_data_keys_of_older_recipes_load_or_are_refused(tmp_path: Path) -> None:
+    """data.height/width are derived from cut now; older files that state them still load when they agree."""
+    cfg = load_config(write(tmp_path, "data:\n  height: 64\n  width: 48\n  cut: 8\n"))
+    assert (cfg.data.height, cfg.data.width, cfg.data.cut) == (64, 48, 8)
+    assert "height" not in cfg.to_dict()["data"]
+    with pytest.raises(ConfigError, match="data.width is 44.*cut 8 gives 48"):
+        load_config(write(tmp_path, "data:\n  width: 44\n  cut: 8\n"))
