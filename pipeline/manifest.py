@@ -69,7 +69,6 @@ class Manifest:
     train_ranges: tuple[str, ...] = ()
     test_ranges: tuple[str, ...] = ()
     train_share: float | None = None
-    subject_ranges: tuple[str, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     # ---- identity of files -------------------------------------------------------------
@@ -151,7 +150,7 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
         shipped = ", ".join(sorted(p.stem for p in MANIFEST_DIR.glob("*.yaml")))
         raise ManifestError(f"no manifest {name_or_path!r} (shipped: {shipped}; or give a YAML path)")
     raw = yaml.safe_load(path.read_text()) or {}
-    _check_keys(raw, {"name", "naming", "subjects", "views", "conditions", "split", "protocol"}, path, "")
+    _check_keys(raw, {"name", "naming", "views", "conditions", "split", "protocol"}, path, "")
     naming = raw.get("naming", {})
     _check_keys(naming, {"pattern", "skip", "extensions", "layout"}, path, "naming.")
     split = raw.get("split", {})
@@ -172,6 +171,11 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
         )
     except KeyError as exc:
         raise ManifestError(f"{path}: protocol needs {exc.args[0]!r}") from exc
+    conditions = tuple(raw.get("conditions", ()))
+    named = (*protocol.gallery, *(c for probe in protocol.probes.values() for c in probe))
+    unknown = [c for c in named if conditions and protocol.match == "exact" and c not in conditions]
+    if unknown:
+        raise ManifestError(f"{path}: protocol condition {unknown[0]!r} is not among conditions {list(conditions)}")
     pattern = naming.get("pattern")
     return Manifest(
         name=raw.get("name", path.stem),
@@ -180,12 +184,11 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
         extensions=tuple(naming.get("extensions", (".avi", ".mp4", ".mkv", ".mov"))),
         layout=naming.get("layout", "names"),
         views=tuple(str(v) for v in raw.get("views", ())),
-        conditions=tuple(raw.get("conditions", ())),
+        conditions=conditions,
         protocol=protocol,
         train_ranges=tuple(str(s) for s in split.get("train", ())),
         test_ranges=tuple(str(s) for s in split.get("test", ())),
         train_share=split.get("train_share"),
-        subject_ranges=tuple(str(s) for s in raw.get("subjects", ())),
         source=path,
     )
 

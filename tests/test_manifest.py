@@ -66,3 +66,13 @@ def test_ranges_and_csv(tmp_path):
     table = read_identity_csv(tmp_path / "ids.csv")
     assert table == {(tmp_path / "clips/a.mp4").resolve(): SequenceId("p1", "walk-1", "front")}
     assert SequenceId.from_key("p1/walk-1/front").key == "p1/walk-1/front"
+
+
+def test_a_protocol_condition_outside_the_conditions_list_is_a_typo(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(
+        "name: typo\nconditions: [nm-01, nm-02]\n"
+        "protocol:\n  kind: cross-view\n  gallery: [nm-01]\n  probes:\n    NM: [nm-2]\n"
+    )
+    with pytest.raises(ManifestError, match="'nm-2' is not among conditions"):
+        load_manifest(path)
