@@ -50,7 +50,7 @@ def make_caches(root: Path, n_seq: int, n_frames: int) -> None:
             frames=np.arange(n_frames), box=np.zeros((n_frames, 4)), score=np.ones(n_frames),
             crop_box=np.zeros((n_frames, 4)), crop_size=np.array([s for _, s in packed]),
             mask=np.stack([m for m, _ in packed]), depth=np.stack(depths),
-        )  # fmt: skip
+        )
         write_video_cache(cache_path(root, seq), cache)
 
 

@@ -34,7 +34,7 @@ def small_depth_model(folder: Path) -> Path:
     model = DepthAnythingForDepthEstimation(DepthAnythingConfig())
     model.save_pretrained(folder)
     DPTImageProcessor(size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14,
-                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)  # fmt: skip
+                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
     print(f"depth model: Depth Anything V2-Small architecture, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params")
     return folder
 
@@ -58,7 +58,7 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     generate_dataset(work / "videos", subjects=args.videos, views=["090"], conditions=["nm-01"], frames=args.frames,
-                     size=size, quiet=True)  # fmt: skip
+                     size=size, quiet=True)
     depth = args.depth or str(small_depth_model(work / "depth"))
     print(f"{args.videos} videos x {args.frames} frames at {args.size}, {args.threads} torch threads")
 
@@ -99,12 +99,12 @@ def main() -> None:
     print(f"per frame: decode {1e3 * (t1 - t0) / n:.2f} ms, background median {1e3 * (t2 - t1) / n:.2f} ms, "
           f"MOG2 + blobs {1e3 * (t3 - t2) / n:.2f} ms, depth {1e3 * (t5 - t4) / len(crops):.1f} ms per crop "
           f"(crop ~{np.mean([c.shape[0] for c in crops]):.0f}x{np.mean([c.shape[1] for c in crops]):.0f} px, "
-          f"model input {models.depth.input_hw[0]}x{models.depth.input_hw[1]})")  # fmt: skip
+          f"model input {models.depth.input_hw[0]}x{models.depth.input_hw[1]})")
 
     sizes = [(p.stat().st_size, len(read_video_cache(p))) for p in list_caches(work / f"cache-b{args.batch_size}")]
     per_frame = [b / max(t, 1) for b, t in sizes]
     print(f"cache: {np.mean(per_frame) / 1024:.1f} KB per frame (min {min(per_frame) / 1024:.1f}, max "
-          f"{max(per_frame) / 1024:.1f}; budget 40 KB)")  # fmt: skip
+          f"{max(per_frame) / 1024:.1f}; budget 40 KB)")
     # Random weights give smooth maps that compress well; white noise in the valid region is the worst case.
     from dataclasses import replace
 

@@ -35,7 +35,7 @@ class ConfigError(DepthgaitError, ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. Defaults are the paper-size model for CASIA-B (PAPER.md [field] + [ours])."""
+    """The network. Defaults are the paper-size model for CASIA-B (OpenGait's DeepGaitV2 sizes plus our fusion choices)."""
 
     # Which modalities and how they meet:
     #   silhouette-only / depth-only: one branch, stages 1-4;
@@ -84,7 +84,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and sampling. Defaults are the CASIA-B recipe of PAPER.md [field]."""
+    """Optimisation and sampling. Defaults are OpenGait's DeepGaitV2 CASIA-B recipe."""
 
     batch_p: int = 8  # subjects per batch
     batch_k: int = 16  # sequences per subject

@@ -1,4 +1,4 @@
-"""Losses of the field's recipe (PAPER.md [field]): batch-all triplet on the FC embeddings and
+"""Losses of the field's recipe (OpenGait's DeepGaitV2): batch-all triplet on the FC embeddings and
 scaled, label-smoothed cross-entropy on the BNNeck logits, each computed per horizontal part.
 
 Every loss returns ``(loss, info)``: the scalar to back-propagate and a ``dict[str, float]`` the

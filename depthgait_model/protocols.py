@@ -282,7 +282,7 @@ def _fmt(x: float | None, width: int = 7) -> str:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The protocol's table as text: OpenGait's per-view rows for cross-view, PAPER.md's layout otherwise."""
+    """The protocol's table as text: OpenGait's per-view rows for cross-view, one row per condition otherwise."""
     kind, conds = report["kind"], report["conditions"]
     title = f"{report['protocol']} ({kind}, metric {report['metric']}"
     if kind == "cross-view":

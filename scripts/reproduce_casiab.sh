@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce DepthGait on CASIA-B from the raw videos: extract (YOLO person boxes, SAM silhouettes,
 # Depth Anything V2 depth of the person crop), align, train the paper's recipe (60k iterations), test
-# with OpenGait's protocol, and print our rank-1 beside the published anchors (PAPER.md).
+# with OpenGait's protocol, and print our rank-1 beside the published anchors (their papers' CASIA-B tables).
 #
 #   make reproduce-casiab CASIAB=/data/DatasetB/videos
 #   CASIAB=/data/DatasetB/videos DEVICE=cuda scripts/reproduce_casiab.sh
@@ -63,7 +63,7 @@ echo "== 4/4 test $RUNS/ckpt.pt"
 "$BIN/python" - "$REPORT" <<'PY'
 import json, sys
 
-# PAPER.md, "Published numbers": CASIA-B rank-1 (%), mean over probe views, identical views excluded.
+# Published CASIA-B rank-1 (%), mean over probe views, identical views excluded.
 anchors = {
     "GaitBase (sil)": {"NM": 97.6, "BG": 94.0, "CL": 77.4},
     "GaitGL (sil)": {"NM": 97.4, "BG": 94.5, "CL": 83.8},
@@ -78,5 +78,5 @@ print("\nCASIA-B rank-1 (%)                    " + "".join(f"{c:>8}" for c in co
 print(f"{'DepthGait (ours, this run)':38}" + "".join(cell(c) for c in conds))
 for name, row in anchors.items():
     print(f"{name:38}" + "".join(f"{row[c]:8.1f}" for c in conds))
-print("The paper reports no CASIA-B figure for DepthGait itself (PAPER.md); the rows above are its peers.")
+print("The paper reports no CASIA-B figure for DepthGait itself; the rows above are its peers.")
 PY

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce DepthGait on SUSTech1K: import (silhouettes + depth estimated from the RGB crops), train the
-# paper recipe, test with the sustech1k protocol, print our rank-1 beside the published figures (PAPER.md).
+# paper recipe, test with the sustech1k protocol, print our rank-1 beside the published figures.
 #
 #   make reproduce-sustech1k SUSTECH1K=/data/SUSTech1K-Released-2023
 #   SUSTECH1K=/data/SUSTech1K-Released-2023 DEVICE=cuda scripts/reproduce_sustech1k.sh
@@ -52,7 +52,7 @@ echo "== 3/3 test $RUNS/ckpt.pt"
 "$BIN/python" - "$REPORT" <<'PY'
 import json, sys
 
-# PAPER.md, "Published numbers": SUSTech1K rank-1 (%), DepthGait (silhouette + depth).
+# Published SUSTech1K rank-1 (DepthGait, ACM MM 2025) (%), DepthGait (silhouette + depth).
 paper = {"NM": 93.5, "BG": 88.0, "CL": 56.8, "CR": 87.4, "UB": 90.0, "UF": 88.5, "OC": 95.2, "NT": 38.4, "overall": 87.6}
 report = json.load(open(sys.argv[1]))
 cols = [c for c in [*report["conditions"], "overall"] if c in paper]

@@ -104,7 +104,7 @@ def make_cache(
         frames=t + 2, box=np.tile([10, 20, 80, 200], (n_frames, 1)), score=np.ones(n_frames),
         crop_box=np.tile([5, 10, 85, 210], (n_frames, 1)), crop_size=np.array(sizes), mask=np.stack(masks),
         depth=np.stack(depths),
-    )  # fmt: skip
+    )
     return write_video_cache(cache_path(cache_dir, seq), cache)
 
 

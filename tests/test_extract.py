@@ -119,11 +119,11 @@ def depth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     backbone = Dinov2Config(
         hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14, image_size=56,
         out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
-    )  # fmt: skip
+    )
     cfg = DepthAnythingConfig(
         backbone_config=backbone, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8,
         reassemble_hidden_size=32, patch_size=14,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = DepthAnythingForDepthEstimation(cfg)
     with torch.no_grad():  # outputs in the real model's range (relative depth ~1-20), not ~1e-8 (float16 zero)
@@ -186,7 +186,7 @@ def test_cache_round_trip_and_bad_files(tmp_path: Path) -> None:
         box=rng.uniform(0, 100, (t, 4)), score=rng.uniform(size=t), crop_box=rng.integers(0, 99, (t, 4)),
         crop_size=[[128, 40], [128, 41], [120, 96]], mask=rng.choice([0, 255], (t, *CANVAS)).astype(np.uint8),
         depth=rng.normal(size=(t, *CANVAS)).astype(np.float16),
-    )  # fmt: skip
+    )
     path = write_video_cache(tmp_path / "c.h5", cache)
     back = read_video_cache(path)
     for name in ("frames", "box", "score", "crop_box", "crop_size", "mask", "depth"):
@@ -293,7 +293,7 @@ def test_each_bad_input_gets_a_row_and_the_rest_complete(videos: Path, settings:
     cache = tmp_path / "cache"
     result = CliRunner().invoke(main, [
         "extract", str(src), "--cache", str(cache), "--depth", settings.depth, "--batch-size", "8", "--quiet",
-    ])  # fmt: skip
+    ])
     assert result.exit_code == 1, result.output
     assert "9 videos" in result.output and "failed" in result.output and "errors.jsonl" in result.output
     rows = [f.to_row() for f in read_failures(cache)]
@@ -377,7 +377,7 @@ def test_yolo_detector_and_yolo_seg_through_the_runner(videos: Path, settings: E
     src.mkdir()
     shutil.copy(sorted(videos.glob("*-090.avi"))[0], src / "001-nm-01-090.avi")
     yolo = ExtractSettings(**{**settings.__dict__, "detector": "yolo", "detector_weights": "yolo11n.yaml",
-                              "segmenter": "yolo-seg", "seg_weights": "yolo11n-seg.yaml"})  # fmt: skip
+                              "segmenter": "yolo-seg", "seg_weights": "yolo11n-seg.yaml"})
     models = Models(det, seg, DepthEstimator(settings.depth, input_height=56))
     summary = run_extract(src, tmp_path / "cache", yolo, quiet=True, models=models)
     assert summary.done == 1, summary.rows
@@ -407,7 +407,7 @@ def test_sam_batches_the_encoder_and_prompts_all_boxes_of_a_frame() -> None:
                                      mask_in_chans=4),
         mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_hidden_dim=16,
                                  transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2)),
-    )  # fmt: skip
+    )
     encoder_inputs, prompts = [], []
     sam.image_encoder.register_forward_hook(lambda m, args, out: encoder_inputs.append(args[0].shape))
     real_prompt = sam.prompt_encoder.forward
@@ -415,7 +415,7 @@ def test_sam_batches_the_encoder_and_prompts_all_boxes_of_a_frame() -> None:
     seg = SamSegmenter(model=sam)
     frames = _walker(3)[0]
     boxes = [np.array([[0, 0, 80, 60], [80, 60, 160, 120]], np.float32), np.zeros((0, 4), np.float32),
-             np.array([[40, 30, 120, 90]], np.float32)]  # fmt: skip
+             np.array([[40, 30, 120, 90]], np.float32)]
     out = seg(frames, boxes)
     assert [o.shape for o in out] == [(2, 120, 160), (0, 120, 160), (1, 120, 160)] and out[0].dtype == bool
     assert encoder_inputs == [torch.Size([2, 3, size, size])]  # one encoder pass over both frames with boxes

@@ -36,7 +36,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("infer")
     videos, probes = root / "gallery", root / "probe"
     generate_dataset(videos, subjects=len(SUBJECTS), views=["090"], conditions=[*GALLERY, PROBE], frames=20,
-                     size=(160, 120), quiet=True)  # fmt: skip
+                     size=(160, 120), quiet=True)
     probes.mkdir()
     for video in videos.glob(f"*-{PROBE}-*.avi"):  # held out: never in the gallery, never trained on
         shutil.move(video, probes / video.name)
@@ -59,7 +59,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
 def _common(paths: dict[str, Path]) -> list[str]:
     return ["--checkpoint", str(paths["ckpt"]), "--depth", str(paths["depth"]), "--depth-input-height", DEPTH_HEIGHT,
-            "--manifest", "synthetic", "-q"]  # fmt: skip
+            "--manifest", "synthetic", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_embed_videos_then_identify_held_out_probe(trained, gallery) -> None:
     for subject in SUBJECTS:
         probe = trained["probes"] / f"{subject}-{PROBE}-090.avi"
         res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--top-k", "3", "--json",
-                                        *_common(trained)])  # fmt: skip
+                                        *_common(trained)])
         assert res.exit_code == 0, res.output
         ranking = json.loads(res.output)["matches"]
         assert ranking[0]["label"] == subject, ranking
@@ -117,7 +117,7 @@ def test_video_without_a_person_is_said_plainly(trained, gallery, tmp_path: Path
     res = CliRunner().invoke(
         depthgait, ["embed", str(trained["aligned"]), str(empty), "--layout", str(table), "--out", str(tmp_path / "m.npz"),
                     *_common(trained)],
-    )  # fmt: skip
+    )
     assert res.exit_code == 1 and "wrote 9 embeddings" in res.output and "1 inputs skipped" in res.output
     assert "empty.avi: no usable person" in res.output
     assert sorted(set(load_embeddings(tmp_path / "m.npz").labels)) == list(SUBJECTS)

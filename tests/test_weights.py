@@ -60,7 +60,7 @@ def test_depth_folder_without_weights_is_a_clear_error(tmp_path: Path) -> None:
 
     folder = tmp_path / "half"
     DepthAnythingConfig(backbone_config=Dinov2Config(hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                                                     out_features=["stage1"])).save_pretrained(folder)  # fmt: skip
+                                                     out_features=["stage1"])).save_pretrained(folder)
     with pytest.raises(MissingWeightsError, match=r"depth model .*half.* cannot be loaded"):
         DepthEstimator(str(folder))
 

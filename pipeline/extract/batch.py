@@ -40,7 +40,7 @@ class ExtractSummary:
     def line(self, cache_dir: Path) -> str:
         rate = f", {self.frames / self.seconds:.1f} frames/s" if self.seconds > 0 and self.frames else ""
         text = (f"{self.found} videos: {self.done} extracted, {self.skipped} already done, {self.failed} failed, "
-                f"{self.warnings} warnings; {self.frames} frames{rate}")  # fmt: skip
+                f"{self.warnings} warnings; {self.frames} frames{rate}")
         if self.failed or self.warnings:
             text += f" (see {Path(cache_dir) / 'errors.jsonl'})"
         return text

@@ -16,7 +16,7 @@ def find_videos(root: str | Path, manifest: Manifest) -> list[Path]:
     return sorted(
         p for p in root.rglob("*")
         if p.is_file() and p.suffix.lower() in exts and not manifest.is_skipped(p) and not p.name.startswith(".")
-    )  # fmt: skip
+    )
 
 
 def identify(videos: list[Path], root: Path, manifest: Manifest, layout: str) -> tuple[list[tuple[Path, SequenceId]], list[tuple[Path, str]]]:

@@ -75,7 +75,7 @@ def extract_video(
 
     candidates: list[np.ndarray] = []
     bar = tqdm(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
-               position=1, disable=not progress)  # fmt: skip
+               position=1, disable=not progress)
     with stage("detect", path), bar:
         for _, frames in reader.batches(bs):
             candidates.extend(models.detector(frames))
@@ -94,7 +94,7 @@ def extract_video(
             warnings.append(("background", (
                 f"{path}: the person hardly moves across the frame (frontal view?), so a background taken from this "
                 f"video holds them; put a background video {seq.subject}-bkgrd-{seq.view}{path.suffix} beside it"
-            )))  # fmt: skip
+            )))
 
     crops = crop_boxes(track.boxes, settings.margin, info.width, info.height)  # int32 [T, 4]
     t = len(track.frames)
@@ -129,5 +129,5 @@ def extract_video(
         height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
         depth_near_is_large=bool(models.depth.near_is_large), frames=track.frames, box=track.boxes,
         score=track.scores, crop_box=crops, crop_size=crop_size, mask=mask, depth=depth16,
-    )  # fmt: skip
+    )
     return cache, warnings

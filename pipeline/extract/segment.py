@@ -139,7 +139,7 @@ class SamSegmenter:
                 "image": image.permute(2, 0, 1).contiguous(),  # [3, h, w]
                 "original_size": frame.shape[:2],
                 "boxes": prompt.to(self.device),  # [K, 4]
-            })  # fmt: skip
+            })
             where.append(i)
         if batch:
             with torch.inference_mode():

@@ -61,7 +61,7 @@ class ExtractSettings:
         rec.update(
             margin=self.margin, canvas=list(CANVAS), depth_input_height=self.depth_input_height,
             depth_input_aspect=self.depth_input_aspect,
-        )  # fmt: skip
+        )
         return rec
 
     def check_weights(self) -> None:

@@ -106,7 +106,7 @@ def write_video_cache(path: str | Path, cache: VideoCache) -> Path:
             "condition": cache.condition, "view": cache.view, "fps": float(cache.fps), "width": int(cache.width),
             "height": int(cache.height), "n_frames": int(cache.n_frames), "fingerprint": cache.fingerprint,
             "settings": json.dumps(cache.settings, sort_keys=True), "depth_near_is_large": bool(cache.depth_near_is_large),
-        }  # fmt: skip
+        }
         h5.attrs.update(attrs)
         t = len(cache)
         for name in _DATASETS:
@@ -115,7 +115,7 @@ def write_video_cache(path: str | Path, cache: VideoCache) -> Path:
             h5.create_dataset(
                 name, data=data, chunks=chunks, compression="gzip" if t else None, shuffle=bool(t),
                 compression_opts=4 if t else None,
-            )  # fmt: skip
+            )
     return path
 
 
@@ -142,7 +142,7 @@ def read_video_cache(path: str | Path) -> VideoCache:
         view=str(attrs["view"]), fps=float(attrs["fps"]), width=int(attrs["width"]), height=int(attrs["height"]),
         n_frames=int(attrs["n_frames"]), fingerprint=str(attrs["fingerprint"]), settings=json.loads(attrs["settings"]),
         depth_near_is_large=bool(attrs["depth_near_is_large"]), path=path, **arrays,
-    )  # fmt: skip
+    )
 
 
 def read_fingerprint(path: str | Path) -> str | None:
