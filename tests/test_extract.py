@@ -38,17 +38,6 @@ SIZE = (160, 120)  # (W, H)
 FRAMES = 30
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny models are faster on one thread, and the 2 shared cores are not oversubscribed."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---- synthetic data --------------------------------------------------------------------------------
 def _write_video(path: Path, frames: np.ndarray, color: bool = True) -> Path:
     """Lossless FFV1, so decoded frames equal the written ones."""

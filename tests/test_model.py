@@ -3,8 +3,6 @@ head's layers compared with their reference formulas by value."""
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -32,15 +30,6 @@ NUM_CLASSES = 5
 MODES = ("silhouette-only", "depth-only", "late-fusion", "full")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and two threads thrash on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny() -> ModelConfig:
     return load_config("tiny").model
@@ -66,16 +55,11 @@ def train_step(model: DepthGait, sil: torch.Tensor, depth: torch.Tensor) -> torc
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_mode_trains_fast_with_right_shapes_and_full_gradients(tiny: ModelConfig, mode: str) -> None:
+def test_every_mode_trains_with_right_shapes_and_full_gradients(tiny: ModelConfig, mode: str) -> None:
+    """(Speed is measured in bench/bench_model.py, not here.)"""
     model = build(tiny, mode=mode)
     sil, depth = clips()
-    times = []
-    for _ in range(3):  # best of 3: the first call allocates, and other processes share the CPU
-        model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        loss = train_step(model, sil, depth)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 1.0, f"tiny {mode} forward+backward took {min(times):.2f} s at best"
+    loss = train_step(model, sil, depth)
     assert torch.isfinite(loss)
     out = model(sil, depth)
     assert out.embeddings.shape == (4, tiny.embed_dim, tiny.parts)

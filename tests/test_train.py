@@ -24,15 +24,6 @@ def tiny(**changes):
     return load_config("tiny").override({**base, **changes})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On the shared 2-core test machine, OpenMP threads spin against each other: 1 thread is ~8x faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def toy_file(tmp_path_factory) -> Path:
     return write_toy_aligned(tmp_path_factory.mktemp("train") / "aligned.h5")
