@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from depthgait_model.augment import ClipAugment
 from depthgait_model.checkpoint import config_of, load_checkpoint, save_checkpoint, set_rng_state, unwrap
 from depthgait_model.config import RunConfig
+from depthgait_model.convert import init_from_checkpoint
 from depthgait_model.data import GaitDataset, collate
 from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
@@ -96,8 +97,13 @@ def train(
     resume: bool = False,
     device: str = "auto",
     quiet: bool = False,
+    init: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``."""
+    """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``.
+
+    ``init``: a checkpoint whose weights start a new run (see ``convert.init_from_checkpoint``);
+    ignored when resuming, where the run's own checkpoint holds the weights.
+    """
     info = DistInfo.from_env()
     dev = pick_device(device, info)
     owns_group = info.world_size > 1 and not dist.is_initialized()
@@ -106,7 +112,7 @@ def train(
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet)
+        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet, init)
     finally:
         if owns_group:
             dist.destroy_process_group()
@@ -114,7 +120,7 @@ def train(
 
 def _train(
     run_cfg: RunConfig, data_path: Path, manifest: Manifest | str, out_dir: Path, resume: bool,
-    dev: torch.device, info: DistInfo, quiet: bool,
+    dev: torch.device, info: DistInfo, quiet: bool, init: str | Path | None = None,
 ) -> TrainResult:
     tc = run_cfg.train
     _check_data_config(run_cfg)
@@ -127,7 +133,12 @@ def _train(
         augment=ClipAugment(p=tc.augment_p) if tc.augment_p > 0 else None,
         label_map=payload["label_map"] if payload else None, cut=run_cfg.data.cut, quiet=quiet or not info.main,
     )
-    model = DepthGait(run_cfg.model, num_classes=len(dataset.label_map)).to(dev)
+    model = DepthGait(run_cfg.model, num_classes=len(dataset.label_map))
+    if init is not None and not payload:
+        init_report = init_from_checkpoint(model, init)
+        if info.main and not quiet:
+            tqdm.write(f"{init_report.summary()} from {init}")
+    model = model.to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(tc.milestones), gamma=tc.gamma)
     use_amp = tc.amp and dev.type == "cuda"
@@ -157,6 +168,8 @@ def _train(
         write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False))
     extra = {"data": str(data_path), "manifest": getattr(manifest, "name", str(manifest)),
              "train_subjects": dataset.subjects, "world_size": info.world_size}
+    if init is not None:
+        extra["init"] = str(init)
 
     window: list[dict[str, float]] = []
     nonfinite = 0
