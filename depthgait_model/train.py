@@ -144,8 +144,7 @@ def _train(
         if info.main and not quiet:
             tqdm.write(f"{init_report.summary()} from {init}")
     model = model.to(dev)
-    if info.world_size > 1 and tc.sync_bn and dev.type == "cuda":  # SyncBatchNorm runs on CUDA only
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = maybe_sync_bn(model, tc.sync_bn, info.world_size, dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(tc.milestones), gamma=tc.gamma)
     use_amp = tc.amp and dev.type == "cuda"
@@ -256,6 +255,17 @@ def _train(
         iters_per_s=(iteration - start) / seconds if seconds > 0 else float("nan"), seconds=seconds,
         num_parameters=sum(p.numel() for p in unwrap(model).parameters()), history=trained,
     )
+
+
+def maybe_sync_bn(model: nn.Module, enabled: bool, world_size: int, device: torch.device) -> nn.Module:
+    """SyncBatchNorm in place of every BatchNorm under DDP on CUDA (OpenGait's ``sync_BN``).
+
+    Batch statistics then come from the global batch, not each rank's share (P x K / world size
+    sequences). SyncBatchNorm runs on CUDA only; the state-dict keys stay the same.
+    """
+    if enabled and world_size > 1 and device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
 
 
 def _check_data_config(run_cfg: RunConfig) -> None:

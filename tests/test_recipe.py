@@ -14,7 +14,7 @@ from depthgait_model.checkpoint import load_checkpoint
 from depthgait_model.config import ModelConfig, load_config
 from depthgait_model.evaluate import test_checkpoint
 from depthgait_model.model import DepthGait
-from depthgait_model.train import plot_losses, train
+from depthgait_model.train import maybe_sync_bn, plot_losses, train
 from depthgait_model.weight_init import init_weights
 
 
@@ -74,3 +74,15 @@ def test_eval_every_logs_rank1_and_keeps_the_best(tmp_path):
     stored = load_checkpoint(tmp_path / "run" / "ckpt-best.pt")
     assert stored["iteration"] == best["iter"] and stored["extra"]["eval"]["eval/rank1"] == best["eval/rank1"]
     assert plot_losses(records, tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sync_bn_under_ddp_on_cuda_only():
+    model = DepthGait(dataclasses.replace(load_config("tiny").model, mode="silhouette-only"), num_classes=3)
+    keys = list(model.state_dict())
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert maybe_sync_bn(model, True, 1, cuda) is model and maybe_sync_bn(model, True, 2, cpu) is model
+    assert maybe_sync_bn(model, False, 2, cuda) is model
+    synced = maybe_sync_bn(model, True, 2, cuda)
+    kinds = [type(m) for m in synced.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(kinds) == 16 and set(kinds) == {nn.SyncBatchNorm}
+    assert list(synced.state_dict()) == keys  # checkpoints stay interchangeable
