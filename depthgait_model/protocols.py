@@ -9,7 +9,9 @@ Three kinds:
   (identical view excluded) and over probe views. With ``match: keyword`` (SUSTech1K) a sequence
   belongs to every condition whose keyword its type holds. The CMC curve is computed the same way
   (rank-r cells, rounded, off-diagonal mean, mean over probe views), so its rank-1 point is the
-  table's number; ``cmc_pooled`` is the curve over one gallery of all other views.
+  table's number; ``cmc_pooled`` is the curve over one gallery of all other views. Where OpenGait's
+  arithmetic has no answer (a view with no probes of a condition, or no gallery: NaN there, which
+  makes its whole mean NaN), that cell is left out of the means here instead.
 - ``condition`` (``sustech1k-pooled``): all views pooled into one gallery; a probe belongs to
   every condition whose keyword its type holds; rank-k per condition and over all probes.
 - ``retrieval`` (any custom set): rank-1/5/10, mAP and mINP per probe group; with
