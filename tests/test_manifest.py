@@ -42,10 +42,14 @@ def test_synthetic_split_is_a_share_of_any_subject_count():
 
 def test_sustech1k_keyword_matching():
     m = load_manifest("sustech1k")
-    assert m.protocol.kind == "condition" and m.protocol.ranks == (1, 5)
-    assert m.protocol.condition_matches("01-cl-bg", m.protocol.probes["CL"])
-    assert m.protocol.condition_matches("01-cl-bg", m.protocol.probes["BG"])
-    assert not m.protocol.condition_matches("01-nm", m.protocol.probes["BG"])
+    assert m.protocol.kind == "cross-view" and m.protocol.ranks == (1, 5) and m.protocol.exclude_identical_view
+    assert m.protocol.condition_matches("01-cl-bg", m.protocol.probes["Clothing"])
+    assert m.protocol.condition_matches("01-cl-bg", m.protocol.probes["Bag"])
+    assert not m.protocol.condition_matches("01-nm", m.protocol.probes["Bag"])
+    assert m.protocol.condition_matches("03-ub", m.protocol.probes["Overall"])
+    assert not m.protocol.condition_matches("00-nm", m.protocol.probes["Overall"])
+    pooled = load_manifest("sustech1k-pooled")
+    assert pooled.protocol.kind == "condition" and not pooled.protocol.exclude_identical_view
     assert m.split_subjects(["0000", "0001", "0002", "1057", "1055"]) == (["0000", "0002", "1057"], ["0001", "1055"])
     assert m.identify(Path("root/0003/00-nm/090"), root="root") == SequenceId("0003", "00-nm", "090")
 
