@@ -87,7 +87,9 @@ def test(
 
 @click.command("evaluate")
 @click.argument("embeddings", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--protocol", default="casia-b", show_default=True, help="Manifest whose protocol to apply (name or YAML).")
+@click.option("--protocol", default="casia-b", show_default=True,
+              help="Manifest whose protocol to apply (name or YAML): casia-b, sustech1k (OpenGait's scoring), "
+                   "sustech1k-pooled (one gallery of all views), synthetic, or a YAML path.")
 @metric_option
 @json_option
 @plots_option

@@ -34,6 +34,9 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<config name>].")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override train.iterations.")
 @click.option("--resume", is_flag=True, help="Continue from <out>/ckpt.pt exactly where it stopped.")
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from this checkpoint's weights (e.g. from `depthgait convert`); a silhouette-only one also "
+                   "starts the silhouette branch of full / late-fusion.")
 @device_option
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -44,7 +47,7 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
 @handle_errors
 def train(
     data: Path, manifest: str, config_name: str, out: Path | None, iterations: int | None, resume: bool,
-    device: str, seed: int | None, threads: int | None, overrides: tuple[str, ...], quiet: bool,
+    init: Path | None, device: str, seed: int | None, threads: int | None, overrides: tuple[str, ...], quiet: bool,
 ) -> None:
     """Train the DepthGait network on the train split of an aligned file.
 
@@ -74,7 +77,7 @@ def train(
         torch.set_num_threads(threads)
     out_dir = out if out is not None else Path("runs") / (run_cfg.name or Path(config_name).stem)
     try:
-        result = run_training(run_cfg, data, manifest, out_dir, resume=resume, device=device, quiet=quiet)
+        result = run_training(run_cfg, data, manifest, out_dir, resume=resume, device=device, quiet=quiet, init=init)
     except TrainingDiverged as exc:
         raise click.ClickException(str(exc)) from exc
     if result.iterations == result.start_iteration:

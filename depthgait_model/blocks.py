@@ -234,8 +234,9 @@ class SeparateFCs(nn.Module):
 class SeparateBNNecks(nn.Module):
     """BNNeck per part: BatchNorm over all ``C * P`` features, then a cosine classifier per part.
 
-    Returns the normalised features ``[N, C, P]`` and cosine logits ``[N, num_classes, P]`` in
-    [-1, 1]; the cross-entropy loss multiplies them by its scale (16).
+    Returns the BatchNorm-ed features L2-normalised per part ``[N, C, P]`` (OpenGait's
+    ``SeparateBNNecks`` returns them so, and its ``use_emb2`` test embedding is exactly this) and
+    cosine logits ``[N, num_classes, P]`` in [-1, 1]; the cross-entropy loss multiplies them by its scale (16).
     """
 
     def __init__(self, parts: int, in_ch: int, num_classes: int) -> None:
@@ -249,4 +250,4 @@ class SeparateBNNecks(nn.Module):
         unit = F.normalize(feat, dim=1)  # (N, C, P)
         weight = F.normalize(self.weight, dim=1)  # (P, C, K)
         logits = torch.einsum("ncp,pck->nkp", unit, weight)  # (N, K, P)
-        return feat, logits
+        return unit, logits  # (N, C, P) unit length per part, (N, K, P)

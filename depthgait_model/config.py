@@ -27,6 +27,9 @@ MODES = ("silhouette-only", "depth-only", "late-fusion", "full")
 FUSION_OPS = ("gate", "add", "concat")
 LATE_FUSION_OPS = ("concat", "sum")
 TEST_EMBEDDINGS = ("fc", "bnneck")
+SAMPLINGS = ("fixed_ordered", "contiguous")
+AUGMENTS = ("opengait", "light")
+WEIGHT_INITS = ("xavier", "torch")
 
 
 class ConfigError(DepthgaitError, ValueError):
@@ -107,10 +110,31 @@ class TrainConfig:
     log_every: int = 100
     seed: int = 0
     num_workers: int = 4
-    test_embedding: str = "fc"  # "fc": separate-FC output; "bnneck": BNNeck features
+    test_embedding: str = "fc"  # "fc": separate-FC output; "bnneck": BNNeck features (unit length per part)
+    # OpenGait's DeepGaitV2 recipe unless noted (configs/deepgaitv2/DeepGaitV2_casiab.yaml):
+    # fixed_ordered: `frames` sorted frames drawn from a random window of frames + frames_skip_num
+    # consecutive ones (OpenGait's CollateFn); contiguous: `frames` consecutive frames.
+    sampling: str = "fixed_ordered"
+    frames_skip_num: int = 4
+    # opengait: RandomPerspective on the 64x64 frame (corners move up to 9-10 px, up to ~1.42x zoom),
+    # then the cut, flip and RandomRotate; light: the perspective after the cut, corners up to 4 px.
+    augment: str = "opengait"
+    weight_init: str = "xavier"  # xavier: OpenGait's init_parameters; torch: PyTorch's layer defaults
+    sync_bn: bool = True  # under DDP on CUDA: SyncBatchNorm (OpenGait's sync_BN: true)
+    gather_triplet: bool = True  # under DDP: the triplet loss over the batch gathered from every rank
+    triplet_self_pairs: bool = False  # OpenGait counts (a, a) as a positive pair; we do not (see losses.py)
+    eval_every: int = 0  # > 0: evaluate on the test split every this many iterations, keep ckpt-best.pt
+    eval_metric: str | None = None  # distance for eval_every [default: the manifest's]
 
     def __post_init__(self) -> None:
         _choice("test_embedding", self.test_embedding, TEST_EMBEDDINGS)
+        _choice("sampling", self.sampling, SAMPLINGS)
+        _choice("augment", self.augment, AUGMENTS)
+        _choice("weight_init", self.weight_init, WEIGHT_INITS)
+        if self.eval_metric is not None:
+            _choice("eval_metric", self.eval_metric, ("euc", "cos"))
+        if self.frames_skip_num < 0 or self.eval_every < 0:
+            raise ConfigError("frames_skip_num and eval_every must be >= 0")
         for name in ("batch_p", "batch_k", "frames", "iterations", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -3,12 +3,16 @@
 The split's sequences are read once, cut from 64x64 to 64x44 (10 px per side, as OpenGait does)
 and kept in memory as one uint8 array per modality plus per-sequence offsets: HDF5 is touched
 only at start-up, and DataLoader workers share the arrays (a few large buffers, cheap to fork or
-pickle). Training items are fixed-length ordered clips (a random contiguous window; a sequence
-shorter than the clip wraps around); test items are whole sequences, padded per batch with their
-lengths. Batches are ``GaitBatch`` objects with named fields, never positional tuples.
+pickle). With augmentation the frames are kept uncut (64x64, 1.45x the memory) and cut after the
+warp, as OpenGait does. Training items are fixed-length ordered clips: ``fixed_ordered`` (OpenGait's
+CollateFn: ``frames`` sorted frames drawn without replacement from a random window of
+``frames + frames_skip_num`` consecutive ones) or ``contiguous`` (a random contiguous window); a
+sequence shorter than the window wraps around. Test items are whole sequences, padded per batch with
+their lengths. Batches are ``GaitBatch`` objects with named fields, never positional tuples.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +82,21 @@ def clip_indices(length: int, frames: int, rng: np.random.Generator) -> np.ndarr
     return (start + np.arange(frames)) % length
 
 
+def fixed_ordered_indices(length: int, frames: int, skip: int, rng: np.random.Generator) -> np.ndarray:
+    """OpenGait's ``fixed_ordered`` sampling: ``frames`` sorted indices from a random window of ``frames + skip``.
+
+    A sequence shorter than the window is repeated (``ceil(window / length)`` times) before the
+    window is drawn, so indices wrap around, as OpenGait's CollateFn does.
+    """
+    if length <= 0:
+        raise InputError("cannot take a clip from an empty sequence")
+    window = frames + skip
+    extended = length * math.ceil(window / length) if length < window else length
+    start = int(rng.integers(0, extended - window + 1))
+    picks = np.sort(rng.choice(window, size=frames, replace=False))  # [frames] offsets in the window
+    return (start + picks) % length
+
+
 class GaitDataset(Dataset):
     """The sequences of one split of a manifest, held in memory.
 
@@ -98,6 +117,8 @@ class GaitDataset(Dataset):
         subjects: Sequence[str] | None = None,
         cut: int = CUT,
         quiet: bool = False,
+        sampling: str = "fixed_ordered",
+        frames_skip_num: int = 4,
     ) -> None:
         unknown = sorted(set(modalities) - set(MODALITIES))
         if unknown or not modalities:
@@ -108,9 +129,15 @@ class GaitDataset(Dataset):
             raise InputError(f"cut must be in [0, {FRAME_SIZE // 2}) pixels per side, got {cut}")
         if frames is not None and frames < 1:
             raise InputError(f"clip length must be >= 1 frame, got {frames}")
+        if sampling not in ("fixed_ordered", "contiguous") or frames_skip_num < 0:
+            raise InputError(f"sampling must be fixed_ordered or contiguous and frames_skip_num >= 0, got {sampling!r}, {frames_skip_num}")
+        if augment is not None and augment.cut != cut:
+            raise InputError(f"the augmentation cuts {augment.cut} px per side, the dataset {cut}")
         self.path = Path(data_path)
         self.manifest = load_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
         self.frames, self.augment, self.cut = frames, augment, cut
+        self.sampling, self.frames_skip_num = sampling, frames_skip_num
+        self._stored_cut = 0 if augment is not None else cut  # the augmentation cuts after its warp
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         with AlignedReader(self.path) as reader:
             self._load(reader, split, subjects, quiet)
@@ -149,13 +176,13 @@ class GaitDataset(Dataset):
         self.ids, self.lengths = ids, lengths
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # [S+1]
         total = int(self.offsets[-1])
-        width = FRAME_SIZE - 2 * self.cut
-        self._frames = {m: np.empty((total, FRAME_SIZE, width), dtype=np.uint8) for m in self.modalities}
+        cut = self._stored_cut
+        self._frames = {m: np.empty((total, FRAME_SIZE, FRAME_SIZE - 2 * cut), dtype=np.uint8) for m in self.modalities}
         for i, seq in enumerate(tqdm(ids, desc="load sequences", unit="seq", disable=quiet, leave=False)):
             loaded = reader.load(seq)
             lo, hi = self.offsets[i], self.offsets[i + 1]
             for m in self.modalities:
-                self._frames[m][lo:hi] = cut_frames(getattr(loaded, m), self.cut)  # [T, 64, 44]
+                self._frames[m][lo:hi] = cut_frames(getattr(loaded, m), cut)  # [T, 64, 64 - 2 * cut]
         self.subjects = sorted({seq.subject for seq in ids})
 
     def __len__(self) -> int:
@@ -166,9 +193,14 @@ class GaitDataset(Dataset):
         index, seed = item if isinstance(item, tuple) else (item, item)
         length, offset = int(self.lengths[index]), int(self.offsets[index])
         rng = np.random.default_rng(seed)
-        picks = clip_indices(length, self.frames, rng) if self.frames else np.arange(length)  # [T]
+        if not self.frames:
+            picks = np.arange(length)  # [T]
+        elif self.sampling == "fixed_ordered":
+            picks = fixed_ordered_indices(length, self.frames, self.frames_skip_num, rng)  # [T]
+        else:
+            picks = clip_indices(length, self.frames, rng)  # [T]
         clip = torch.from_numpy(np.stack([self._frames[m][offset + picks] for m in self.modalities], axis=1))
-        if self.augment is not None:  # clip: uint8 [T, M, 64, 44]
+        if self.augment is not None:  # clip: uint8 [T, M, 64, 64] -> [T, M, 64, 44]
             generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
             clip = self.augment(clip, generator)
         parts = dict.fromkeys(MODALITIES)

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings, embed_aligned
-from pipeline.align import AlignSettings, align_video_cache
+from pipeline.align.frames import AlignSettings, align_video_cache
 from pipeline.errors import DepthgaitError, Failure, InputError
 from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
 from pipeline.formats.aligned import AlignedReader, AlignedSequence

@@ -7,6 +7,7 @@ trainer logs without knowing which loss it came from.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -25,24 +26,48 @@ def part_distances(embeddings: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min(1e-12).sqrt()  # (P, N, N)
 
 
+def gather_keep_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` [n, ...] from every rank (rank order); gradients flow into this rank's part only.
+
+    OpenGait's ``ddp_all_gather``: the other ranks' rows are constants here, and each rank's own
+    rows carry its gradient; with the loss scaled by the world size, DDP's gradient averaging then
+    gives the gradient of the loss over the whole gathered batch.
+    """
+    world = dist.get_world_size()
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts, dim=0)
+
+
 class TripletLoss(nn.Module):
-    """Batch-all triplet loss per part: every (anchor, positive != anchor, negative) of the batch.
+    """Batch-all triplet loss per part: every (anchor, positive, negative) of the batch.
 
     Per part the hinge terms ``relu(d(a, p) - d(a, n) + margin)`` are averaged over the non-zero
     ones (OpenGait's "non-zero mean", so easy triplets do not dilute the signal), then parts are
     averaged. ``info``: ``loss``, ``nonzero_frac`` (share of active triplets), ``mean_dist``.
+
+    Self pairs. OpenGait's ``Convert2Triplets`` takes every same-label pair as a positive, the
+    anchor itself included, so each anchor adds ``relu(margin - d(a, n))`` terms with d(a, a) = 0.
+    By default we leave (a, a) out (``self_pairs=False``): those terms only push negatives
+    beyond the margin, with no positive pulled in, which the real positive pairs already do more
+    strongly (``d(a, p) >= 0``); they add 1/K of the triplets, inflating the "non-zero" denominator
+    and ``nonzero_frac`` while the embeddings are still collapsed; and the distance's square root
+    has no derivative at d = 0, where OpenGait relies on the clamp. ``self_pairs=True`` is
+    OpenGait's count, for runs that must match its loss values.
     """
 
-    def __init__(self, margin: float = 0.2) -> None:
+    def __init__(self, margin: float = 0.2, self_pairs: bool = False) -> None:
         super().__init__()
         self.margin = margin
+        self.self_pairs = self_pairs
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         assert embeddings.dim() == 3, f"embeddings must be [N, C, P], got shape {tuple(embeddings.shape)}"
         assert labels.shape == embeddings.shape[:1], f"labels must be [N], got shape {tuple(labels.shape)}"
         dist = part_distances(embeddings)  # (P, N, N)
         same = labels[:, None] == labels[None, :]  # (N, N)
-        positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)  # (N, N)
+        positive = same if self.self_pairs else same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
         valid = positive[:, :, None] & ~same[:, None, :]  # (N, N, N): anchor, positive, negative
         a, p, n = valid.nonzero(as_tuple=True)  # (M,) each
         hinge = F.relu(dist[:, a, p] - dist[:, a, n] + self.margin)  # (P, M)
@@ -85,14 +110,25 @@ class GaitLoss(nn.Module):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        self.triplet = TripletLoss(cfg.triplet_margin)
+        self.triplet = TripletLoss(cfg.triplet_margin, cfg.triplet_self_pairs)
         self.ce = CrossEntropyLoss(cfg.ce_scale, cfg.label_smoothing)
         self.triplet_weight = cfg.triplet_weight
         self.ce_weight = cfg.ce_weight
+        self.gather_triplet = cfg.gather_triplet
 
     def forward(self, output: tuple, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """``output``: a ``GaitOutput`` (embeddings, bnneck, logits); ``labels`` int64 [N] class indices."""
-        triplet, triplet_info = self.triplet(output.embeddings, labels)
+        """``output``: a ``GaitOutput`` (embeddings, bnneck, logits); ``labels`` int64 [N] class indices.
+
+        Under DDP with ``gather_triplet`` the triplet loss sees the batch of every rank (more
+        positives and negatives per anchor, as OpenGait's ``gather_and_scale_wrapper``) and is
+        scaled by the world size, so that DDP's averaged gradient is the global loss's. The
+        cross-entropy is per sequence, so gathering it would change nothing: it stays local.
+        """
+        if self.gather_triplet and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            triplet, triplet_info = self.triplet(gather_keep_grad(output.embeddings), gather_keep_grad(labels))
+            triplet = triplet * dist.get_world_size()
+        else:
+            triplet, triplet_info = self.triplet(output.embeddings, labels)
         ce, ce_info = self.ce(output.logits, labels)
         loss = self.triplet_weight * triplet + self.ce_weight * ce  # ()
         info = {"loss": loss.item()}

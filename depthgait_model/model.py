@@ -32,7 +32,7 @@ from depthgait_model.trunks import make_trunk
 
 class GaitOutput(NamedTuple):
     embeddings: torch.Tensor  # (N, C, P) separate-FC output: triplet loss, default test embedding
-    bnneck: torch.Tensor  # (N, C, P) BNNeck features: optional test embedding
+    bnneck: torch.Tensor  # (N, C, P) BNNeck features, unit length per part: optional test embedding
     logits: torch.Tensor  # (N, num_classes, P) cosine logits in [-1, 1]: cross-entropy loss
 
 

@@ -2,13 +2,18 @@
 
 Three kinds:
 
-- ``cross-view`` (CASIA-B, exactly as OpenGait's ``evaluate_indoor_dataset``): for every probe
-  condition, probe view and gallery view, rank-k of that view's probes against the gallery
-  sequences of that single view; each cell is rounded to 2 decimals (OpenGait's quirk, kept so
-  that numbers match published ones to 0.01), then averaged over the other gallery views
-  (identical view excluded) and over probe views.
-- ``condition`` (SUSTech1K): all views pooled; gallery ``00-nm``; a probe belongs to every
-  condition whose keyword its type holds; rank-k per condition and over all probes.
+- ``cross-view`` (CASIA-B and SUSTech1K, exactly as OpenGait's ``evaluate_indoor_dataset``): for
+  every probe condition, probe view and gallery view, rank-k of that view's probes against the
+  gallery sequences of that single view; each cell is rounded to 2 decimals (OpenGait's quirk,
+  kept so that numbers match published ones to 0.01), then averaged over the other gallery views
+  (identical view excluded) and over probe views. With ``match: keyword`` (SUSTech1K) a sequence
+  belongs to every condition whose keyword its type holds. The CMC curve is computed the same way
+  (rank-r cells, rounded, off-diagonal mean, mean over probe views), so its rank-1 point is the
+  table's number; ``cmc_pooled`` is the curve over one gallery of all other views. Where OpenGait's
+  arithmetic has no answer (a view with no probes of a condition, or no gallery: NaN there, which
+  makes its whole mean NaN), that cell is left out of the means here instead.
+- ``condition`` (``sustech1k-pooled``): all views pooled into one gallery; a probe belongs to
+  every condition whose keyword its type holds; rank-k per condition and over all probes.
 - ``retrieval`` (any custom set): rank-1/5/10, mAP and mINP per probe group; with
   ``exclude_identical_view`` the gallery items of the probe's subject in the probe's view are
   dropped (the Market-1501 "junk" rule that OpenGait's ``compute_ACC_mAP`` applies).
@@ -131,7 +136,8 @@ def _view_list(views: np.ndarray, manifest: Manifest) -> list[str]:
 def _cross_view(
     data: _Prepared, proto: Protocol, view_list: list[str], metric: str, chunk_size: int | None, max_rank: int, quiet: bool
 ) -> dict[str, Any]:
-    n_views, k_max = len(view_list), max(proto.ranks)
+    n_views = len(view_list)
+    k_all = max(max(proto.ranks), max_rank)  # the table's ranks and the CMC's
     view_code = {v: i for i, v in enumerate(view_list)}
     p_view = np.array([view_code[v] for v in data.views[data.p_idx]], dtype=np.int64)  # [Np]
     g_view = np.array([view_code[v] for v in data.views[data.g_idx]], dtype=np.int64)  # [G]
@@ -141,13 +147,13 @@ def _cross_view(
     g_view_t = torch.as_tensor(g_view, device=dev)  # [G]
     p_view_t = torch.as_tensor(p_view, device=dev)  # [Np]
 
-    hits = np.zeros((len(data.p_idx), n_views, k_max), dtype=bool)  # [Np, V, K]: per gallery view
+    hits = np.zeros((len(data.p_idx), n_views, k_all), dtype=bool)  # [Np, V, K]: per gallery view
     stats: list[RankStats] = []
     for rows, dist in data.stream(metric, chunk_size, quiet):  # dist [rows, G]
         for v, c in enumerate(cols):
             if len(c):
-                hits[rows, v] = topk_hits(dist[:, c], p_lab[rows], g_lab[c], k_max).cpu().numpy()
-        # Pooled ranking over all other gallery views, for the CMC curve and mAP.
+                hits[rows, v] = topk_hits(dist[:, c], p_lab[rows], g_lab[c], k_all).cpu().numpy()
+        # Pooled ranking over all other gallery views, for mAP and the pooled CMC.
         same_view = p_view_t[rows, None] == g_view_t[None, :] if proto.exclude_identical_view else None  # [rows, G]
         stats.append(rank_stats(dist, p_lab[rows], g_lab, exclude=same_view))
     pooled = RankStats.concat(stats)
@@ -163,7 +169,7 @@ def _cross_view(
     }
     for cond in proto.probes:
         in_cond = data.in_probes(cond)  # [Np]
-        cells = np.full((n_views, n_views, k_max), np.nan)  # [probe view, gallery view, rank]
+        cells = np.full((n_views, n_views, k_all), np.nan)  # [probe view, gallery view, rank]
         n_probe = np.zeros(n_views, dtype=np.int64)
         for pv in range(n_views):
             sel = in_cond & (p_view == pv)
@@ -179,8 +185,15 @@ def _cross_view(
                 entry.update(block)
             else:
                 entry[f"rank{r}"] = block
+        curve = [_nanmean(_masked_row_mean(cells[:, :, r], off_diag)) for r in range(max_rank)]  # [R]
         sub = pooled.subset(in_cond)
-        entry.update(probes=int(in_cond.sum()), probes_per_view=n_probe.tolist(), mAP=mean_ap(sub), cmc=cmc(sub, max_rank).tolist())
+        entry.update(
+            probes=int(in_cond.sum()),
+            probes_per_view=n_probe.tolist(),
+            mAP=mean_ap(sub),
+            cmc=curve,
+            cmc_pooled=cmc(sub, max_rank).tolist(),
+        )
         body[cond] = entry
     return body
 
@@ -287,10 +300,15 @@ def format_table(report: dict[str, Any]) -> str:
     title = f"{report['protocol']} ({kind}, metric {report['metric']}"
     if kind == "cross-view":
         excl = ", identical views excluded" if report.get("exclude_identical_view") else ""
-        lines = [f"{title}{excl}): rank-{report['ranks'][0]} accuracy (%) per probe view"]
-        lines.append(f"{'':<6}" + "".join(f"{v:>7}" for v in report["views"]) + f"{'mean':>8}")
-        for c in conds:
-            lines.append(f"{c:<6}" + "".join(_fmt(x) for x in report[c]["per_view"]) + " " + _fmt(report[c]["mean"]))
+        width = max(6, *(len(c) + 1 for c in conds))
+        vw = max(7, *(len(v) + 1 for v in report["views"]))  # SUSTech1K has views such as '000-far'
+        lines: list[str] = []
+        for r in report["ranks"]:
+            lines.append(f"{title}{excl}): rank-{r} accuracy (%) per probe view")
+            lines.append(f"{'':<{width}}" + "".join(f"{v:>{vw}}" for v in report["views"]) + f"{'mean':>8}")
+            for c in conds:
+                block = report[c] if r == report["ranks"][0] else report[c][f"rank{r}"]
+                lines.append(f"{c:<{width}}" + "".join(_fmt(x, vw) for x in block["per_view"]) + " " + _fmt(block["mean"]))
         return "\n".join(lines)
     if kind == "condition":
         cols = [*conds, "overall"]

@@ -23,6 +23,7 @@ import torch.distributed as dist
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -30,17 +31,20 @@ from tqdm.auto import tqdm
 from depthgait_model.augment import ClipAugment
 from depthgait_model.checkpoint import config_of, load_checkpoint, save_checkpoint, set_rng_state, unwrap
 from depthgait_model.config import RunConfig
+from depthgait_model.convert import init_from_checkpoint
 from depthgait_model.data import GaitDataset, collate
 from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
 from depthgait_model.sampler import PKSampler
+from depthgait_model.train_eval import eval_ids, periodic_eval
+from depthgait_model.weight_init import init_weights
 from pipeline.atomic import atomic_path, write_text_atomic
 from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.manifest import Manifest
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.
-RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "log_every", "num_workers"}
+RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "log_every", "num_workers", "eval_every", "eval_metric"}
 NONFINITE_PATIENCE_AMP = 50  # with a grad scaler, fp16 overflow is skipped; give up only if it persists
 
 
@@ -93,8 +97,13 @@ def train(
     resume: bool = False,
     device: str = "auto",
     quiet: bool = False,
+    init: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``."""
+    """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``.
+
+    ``init``: a checkpoint whose weights start a new run (see ``convert.init_from_checkpoint``);
+    ignored when resuming, where the run's own checkpoint holds the weights.
+    """
     info = DistInfo.from_env()
     dev = pick_device(device, info)
     owns_group = info.world_size > 1 and not dist.is_initialized()
@@ -103,7 +112,7 @@ def train(
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet)
+        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet, init)
     finally:
         if owns_group:
             dist.destroy_process_group()
@@ -111,7 +120,7 @@ def train(
 
 def _train(
     run_cfg: RunConfig, data_path: Path, manifest: Manifest | str, out_dir: Path, resume: bool,
-    dev: torch.device, info: DistInfo, quiet: bool,
+    dev: torch.device, info: DistInfo, quiet: bool, init: str | Path | None = None,
 ) -> TrainResult:
     tc = run_cfg.train
     latest = out_dir / "ckpt.pt"
@@ -120,10 +129,18 @@ def _train(
 
     dataset = GaitDataset(
         data_path, manifest, "train", frames=tc.frames, modalities=run_cfg.model.modalities,
-        augment=ClipAugment(p=tc.augment_p) if tc.augment_p > 0 else None,
+        augment=ClipAugment(p=tc.augment_p, recipe=tc.augment, cut=run_cfg.data.cut) if tc.augment_p > 0 else None,
         label_map=payload["label_map"] if payload else None, cut=run_cfg.data.cut, quiet=quiet or not info.main,
+        sampling=tc.sampling, frames_skip_num=tc.frames_skip_num,
     )
-    model = DepthGait(run_cfg.model, num_classes=len(dataset.label_map)).to(dev)
+    test_ids = eval_ids(data_path, dataset.manifest) if tc.eval_every and info.main else []
+    model = init_weights(DepthGait(run_cfg.model, num_classes=len(dataset.label_map)), tc.weight_init)
+    if init is not None and not payload:
+        init_report = init_from_checkpoint(model, init)
+        if info.main and not quiet:
+            tqdm.write(f"{init_report.summary()} from {init}")
+    model = model.to(dev)
+    model = maybe_sync_bn(model, tc.sync_bn, info.world_size, dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(tc.milestones), gamma=tc.gamma)
     use_amp = tc.amp and dev.type == "cuda"
@@ -153,8 +170,12 @@ def _train(
         write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False))
     extra = {"data": str(data_path), "manifest": getattr(manifest, "name", str(manifest)),
              "train_subjects": dataset.subjects, "world_size": info.world_size}
+    if init is not None:
+        extra["init"] = str(init)
 
     window: list[dict[str, float]] = []
+    evals = [r["eval/rank1"] for r in log.records if "eval/rank1" in r and math.isfinite(r["eval/rank1"])]
+    best_rank1 = max(evals, default=-math.inf)
     nonfinite = 0
     began = time.perf_counter()
     window_began = began
@@ -203,18 +224,44 @@ def _train(
             with atomic_path(latest) as tmp:
                 shutil.copyfile(numbered, tmp)
             plot_losses(log.records, out_dir / "loss.png")
+        if tc.eval_every and (iteration % tc.eval_every == 0 or last):
+            if info.main:
+                record = {"iter": iteration, **periodic_eval(unwrap(model), run_cfg, data_path, dataset.manifest, test_ids, dev)}
+                log.append(record)
+                bar.write(f"iteration {iteration}: test rank-1 {record['eval/rank1']:.2f}%")
+                if record["eval/rank1"] > best_rank1:
+                    best_rank1 = record["eval/rank1"]
+                    save_checkpoint(
+                        out_dir / "ckpt-best.pt", model=model, run_config=run_cfg, label_map=dataset.label_map,
+                        iteration=iteration, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                        sampler_state=sampler.state_dict(next_batch=iteration), extra={**extra, "eval": record},
+                    )
+                plot_losses(log.records, out_dir / "loss.png")
+            if info.world_size > 1:
+                dist.barrier()
     bar.close()
     seconds = time.perf_counter() - began
     if info.world_size > 1:
         dist.barrier()
     trained = log.records if log.records else []
-    mine = [r for r in trained if r["iter"] > start]
+    mine = [r for r in trained if r["iter"] > start and "loss" in r]
     return TrainResult(
         out_dir=out_dir, checkpoint=latest, start_iteration=start, iterations=iteration,
         first_loss=mine[0]["loss"] if mine else float("nan"), final_loss=mine[-1]["loss"] if mine else float("nan"),
         iters_per_s=(iteration - start) / seconds if seconds > 0 else float("nan"), seconds=seconds,
         num_parameters=sum(p.numel() for p in unwrap(model).parameters()), history=trained,
     )
+
+
+def maybe_sync_bn(model: nn.Module, enabled: bool, world_size: int, device: torch.device) -> nn.Module:
+    """SyncBatchNorm in place of every BatchNorm under DDP on CUDA (OpenGait's ``sync_BN``).
+
+    Batch statistics then come from the global batch, not each rank's share (P x K / world size
+    sequences). SyncBatchNorm runs on CUDA only; the state-dict keys stay the same.
+    """
+    if enabled and world_size > 1 and device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
 
 
 def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str, Any] | None:
@@ -281,22 +328,33 @@ class MetricsLog:
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss curves (total, triplet, cross-entropy) and the triplet non-zero fraction against iteration."""
-    if not records:
+    """Loss curves (total, triplet, cross-entropy), the triplet non-zero fraction and, when the run
+    evaluates (``train.eval_every``), test rank-1 against iteration."""
+    steps = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval/rank1" in r]
+    if not steps and not evals:
         return None
-    iters = [r["iter"] for r in records]
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
-    ax_loss, ax_nz = fig.subplots(1, 2)
+    fig = Figure(figsize=(13.5 if evals else 9, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3 if evals else 2)
+    ax_loss, ax_nz = axes[0], axes[1]
+    iters = [r["iter"] for r in steps]
     for key, label in (("loss", "total"), ("triplet/loss", "triplet"), ("ce/loss", "cross-entropy")):
-        if key in records[0]:
-            ax_loss.plot(iters, [r[key] for r in records], label=label)
+        if steps and key in steps[0]:
+            ax_loss.plot(iters, [r[key] for r in steps], label=label)
     ax_loss.set(xlabel="iteration", ylabel="loss", title="training loss")
     ax_loss.legend()
     for key, label in (("triplet/nonzero_frac", "triplets with non-zero loss"), ("ce/accuracy", "train accuracy")):
-        if key in records[0]:
-            ax_nz.plot(iters, [r[key] for r in records], label=label)
+        if steps and key in steps[0]:
+            ax_nz.plot(iters, [r[key] for r in steps], label=label)
     ax_nz.set(xlabel="iteration", ylabel="fraction", title="triplet activity and accuracy", ylim=(0, 1.05))
     ax_nz.legend()
+    if evals:
+        ax_eval = axes[2]
+        ax_eval.plot([r["iter"] for r in evals], [r["eval/rank1"] for r in evals], marker="o", label="rank-1")
+        best = max(evals, key=lambda r: r["eval/rank1"] if math.isfinite(r["eval/rank1"]) else -math.inf)
+        ax_eval.axhline(best["eval/rank1"], color="0.6", linestyle=":", label=f"best {best['eval/rank1']:.1f} @ {best['iter']}")
+        ax_eval.set(xlabel="iteration", ylabel="rank-1 (%)", title="test rank-1 (protocol)", ylim=(0, 101))
+        ax_eval.legend()
     FigureCanvasAgg(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)

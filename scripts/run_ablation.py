@@ -6,7 +6,11 @@ writes ``OUT/ablation.json``, ``OUT/ablation.md`` (mean and standard deviation o
 mean rank-1 per probe condition, plus the per-seed values) and ``OUT/ablation_views.png``.
 
     python scripts/run_ablation.py --data cache/aligned.h5 --manifest synthetic --config small-cpu \\
-        --modes silhouette-only,depth-only,full --seeds 0,1,2 --iterations 400 --jobs 2 --out runs/ablation
+        --modes silhouette-only,depth-only,full --seeds 0,1,2 --iterations 400 --jobs 2 --out runs/ablation \\
+        --pair silhouette-only,full
+
+A comparison across two studies (e.g. the capacity control, trained on an ``aligned.h5`` whose depth is
+a copy of the silhouette) pairs their ``ablation.json`` files with ``depthgait_model.study.compare``.
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ def summarise(reports: dict[tuple[str, int], dict], modes: list[str], seeds: lis
             means = np.array([reports[(mode, s)][cond]["mean"] for s in seeds], dtype=float)
             views = np.array([reports[(mode, s)][cond]["per_view"] for s in seeds], dtype=float)
             row[cond] = {"mean": float(means.mean()), "std": float(means.std(ddof=1)) if len(seeds) > 1 else 0.0,
-                         "per_seed": means.round(2).tolist(), "per_view_mean": views.mean(0).round(2).tolist()}
+                         "per_seed": means.round(2).tolist(), "per_view_mean": views.mean(0).round(2).tolist(),
+                         "per_seed_views": views.round(2).tolist()}  # [seeds, views]: for seed-paired per-view CIs
         table["modes"][mode] = row
     table["views"] = next(iter(reports.values())).get("views")
     return table
@@ -106,6 +111,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra config overrides KEY=VALUE, for all runs")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--pair", action="append", default=[], metavar="A,B",
+                        help="also write OUT/paired-B-vs-A.md: seed-paired B - A per condition and view, 95%% t CI")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]
@@ -119,6 +126,15 @@ def main() -> None:
     write_text_atomic(args.out / "ablation.md", text)
     plot(table, args.out / "ablation_views.png")
     print(text)
+    for pair in args.pair:
+        from depthgait_model.study import compare
+        from depthgait_model.study import markdown as paired_markdown
+
+        mode_a, mode_b = pair.split(",")
+        result = compare(table, mode_a, table, mode_b)
+        paired_text = paired_markdown(result, f"Recipe `{args.config}`, {args.iterations} iterations.")
+        write_text_atomic(args.out / f"paired-{mode_b}-vs-{mode_a}.md", paired_text)
+        print(paired_text)
 
 
 if __name__ == "__main__":

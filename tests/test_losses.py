@@ -79,3 +79,66 @@ def test_gait_loss_weights_both_terms() -> None:
     c, _ = CrossEntropyLoss(16.0, 0.1)(logits, labels)
     assert loss.item() == pytest.approx(2.0 * t.item() + 0.5 * c.item(), rel=1e-6)
     assert {"loss", "triplet/loss", "triplet/nonzero_frac", "triplet/mean_dist", "ce/loss", "ce/accuracy"} <= set(info)
+
+
+def test_triplet_self_pairs_hand_computed() -> None:
+    """1-D embeddings A = {0, 0.1}, B = {0.25, 1.0}, margin 0.2 (hinge terms worked out by hand)."""
+    emb = torch.tensor([0.0, 0.1, 0.25, 1.0]).reshape(4, 1, 1)
+    labels = torch.tensor([0, 0, 1, 1])
+    ours, info = TripletLoss(0.2)(emb, labels)
+    # 8 triplets; non-zero: 0.05 (a0,a1,b0), 0.15 (a1,a0,b0), 0.7, 0.8 (b0,b1,a*), 0.05 (b1,b0,a1)
+    assert ours.item() == pytest.approx(1.75 / 5, abs=1e-5) and info["nonzero_frac"] == pytest.approx(5 / 8)
+    opengait, info = TripletLoss(0.2, self_pairs=True)(emb, labels)
+    # (a, a) adds 8 more terms 0.2 - d(a, n); two are non-zero: 0.05 (a1 vs b0) and 0.05 (b0 vs a1)
+    assert opengait.item() == pytest.approx(1.85 / 7, abs=1e-5) and info["nonzero_frac"] == pytest.approx(7 / 16)
+    assert GaitLoss(TrainConfig(triplet_self_pairs=True)).triplet.self_pairs
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of a 2-process gloo group: half the batch, gathered triplet, gradient of a shared weight."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        x, labels, theta = _ddp_case()
+        half = len(x) // world
+        rows = slice(rank * half, (rank + 1) * half)
+        weight = theta.clone().requires_grad_(True)
+        emb = x[rows] * weight  # [n, C, P]
+        out_ = GaitOutput(emb, emb, torch.zeros(half, 3, emb.shape[2]))
+        loss, _ = GaitLoss(TrainConfig(ce_weight=0.0))(out_, labels[rows])
+        loss.backward()
+        dist.all_reduce(weight.grad)
+        weight.grad /= world  # what DDP does to every parameter's gradient
+        if rank == 0:
+            torch.save(weight.grad, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _ddp_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 5, 2, generator=g)
+    labels = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])  # each rank's half holds both subjects
+    return x, labels, torch.rand(5, 2, generator=g) + 0.5
+
+
+def test_triplet_over_the_gathered_batch_under_ddp(tmp_path) -> None:
+    """Under DDP the averaged gradient equals the full-batch triplet loss's (OpenGait's gather and scale)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "grad.pt"
+    mp.start_processes(_ddp_worker, args=(2, port, str(out)), nprocs=2, start_method="spawn")
+    x, labels, theta = _ddp_case()
+    weight = theta.clone().requires_grad_(True)
+    full, _ = TripletLoss(0.2)(x * weight, labels)
+    full.backward()
+    torch.testing.assert_close(torch.load(out), weight.grad, rtol=1e-5, atol=1e-6)
+    local = theta.clone().requires_grad_(True)  # without the gather, each half alone: a different gradient
+    (TripletLoss(0.2)(x[:4] * local, labels[:4])[0] + TripletLoss(0.2)(x[4:] * local, labels[4:])[0]).div(2).backward()
+    assert not torch.allclose(local.grad, weight.grad, atol=1e-4)

@@ -1,8 +1,14 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from depthgait_model.protocols import type_mask
 from pipeline.manifest import ManifestError, SequenceId, in_ranges, load_manifest, read_identity_csv
+
+
+def _matches(condition: str, patterns: tuple[str, ...]) -> bool:
+    return bool(type_mask(np.array([condition]), patterns, "keyword")[0])
 
 
 def test_casia_b_names_are_recognised():
@@ -42,7 +48,14 @@ def test_synthetic_split_is_a_share_of_any_subject_count():
 
 def test_sustech1k_keyword_matching():
     m = load_manifest("sustech1k")
-    assert m.protocol.kind == "condition" and m.protocol.ranks == (1, 5)
+    assert m.protocol.kind == "cross-view" and m.protocol.ranks == (1, 5) and m.protocol.exclude_identical_view
+    assert _matches("01-cl-bg", m.protocol.probes["Clothing"])
+    assert _matches("01-cl-bg", m.protocol.probes["Bag"])
+    assert not _matches("01-nm", m.protocol.probes["Bag"])
+    assert _matches("03-ub", m.protocol.probes["Overall"])
+    assert not _matches("00-nm", m.protocol.probes["Overall"])
+    pooled = load_manifest("sustech1k-pooled")
+    assert pooled.protocol.kind == "condition" and not pooled.protocol.exclude_identical_view
     assert m.split_subjects(["0000", "0001", "0002", "1057", "1055"]) == (["0000", "0002", "1057"], ["0001", "1055"])
     assert m.identify(Path("root/0003/00-nm/090"), root="root") == SequenceId("0003", "00-nm", "090")
 

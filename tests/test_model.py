@@ -192,9 +192,11 @@ def test_separate_fcs_and_bnnecks_match_per_part_formulas() -> None:
         necks.bn.running_var.uniform_(0.5, 2)
     feat, logits = necks(out)
     bn = (out.reshape(4, 15) - necks.bn.running_mean) / torch.sqrt(necks.bn.running_var + necks.bn.eps)
-    assert torch.allclose(feat, bn.reshape(4, 5, 3), atol=1e-5)
+    # The BNNeck feature is L2-normalised per part, as OpenGait's SeparateBNNecks returns it.
+    assert torch.allclose(feat, F.normalize(bn.reshape(4, 5, 3), dim=1), atol=1e-5)
+    assert torch.allclose(feat.norm(dim=1), torch.ones(4, 3), atol=1e-6)
     for p in range(3):
-        cos = F.normalize(feat[:, :, p], dim=1) @ F.normalize(necks.weight[p], dim=0)  # (N, K)
+        cos = feat[:, :, p] @ F.normalize(necks.weight[p], dim=0)  # (N, K)
         assert torch.allclose(logits[:, :, p], cos, atol=1e-6)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from depthgait_model.embeddings import Embeddings
+from depthgait_model.plots import cmc_description, view_heatmap_figure
 from depthgait_model.protocols import evaluate, format_table
 from pipeline.manifest import load_manifest
 
@@ -177,8 +178,8 @@ def _sustech_set() -> Embeddings:
     return Embeddings(np.array(feats, np.float32), *(np.array(col) for col in zip(*rows, strict=True)))
 
 
-def test_sustech1k_conditions_by_keyword():
-    report = evaluate(_sustech_set(), load_manifest("sustech1k"))
+def test_sustech1k_pooled_conditions_by_keyword():
+    report = evaluate(_sustech_set(), load_manifest("sustech1k-pooled"))
     assert report["kind"] == "condition" and report["gallery"] == 12
     assert report["NM"]["probes"] == 12  # the 00-nm gallery is never a probe, though it holds 'nm'
     assert (report["NM"]["rank1"], report["NM"]["rank5"]) == (100.0, 100.0)
@@ -195,6 +196,112 @@ def test_sustech1k_conditions_by_keyword():
     assert lines[1].split() == ["NM", "BG", "CL", "CR", "UB", "UF", "OC", "NT", "overall"]
     assert lines[2].split()[0] == "R1" and lines[3].split()[0] == "R5"
     assert lines[2].split()[-1] == f"{4600 / 48:.2f}"
+
+
+SUSTECH = load_manifest("sustech1k")
+SUSTECH_VIEWS = ["000", "000-far", "045", "090", "090-near", "180"]
+# Types shaped like the release's: a sequence number, then one or two attributes (a probe of two conditions).
+SUSTECH_TYPES = ["00-nm", "01-nm", "01-bg", "02-cl", "01-cr-ub", "03-uf", "01-oc", "04-nt-bg", "05-cl"]
+
+
+def _sustech_like(seed: int, view_offset: float = 1.5) -> Embeddings:
+    """6 test subjects x 9 types x 6 views; a view offset makes same-view matches easier."""
+    rng = np.random.default_rng(seed)
+    subjects = [f"{i:04d}" for i in range(1, 7)]
+    centre = {s: rng.normal(size=(8, 4)) for s in subjects}
+    shift = {v: rng.normal(size=(8, 4)) * view_offset for v in SUSTECH_VIEWS}
+    rows = [(s, t, v) for s in subjects for t in SUSTECH_TYPES for v in SUSTECH_VIEWS]
+    feats = [centre[s] + shift[v] + rng.normal(size=(8, 4)) * 1.6 for s, _, v in rows]
+    return Embeddings(np.array(feats, np.float32), *(np.array(col) for col in zip(*rows, strict=True)))
+
+
+def _reference_sustech(emb: Embeddings, metric: str) -> dict[str, dict[int, list[float]]]:
+    """OpenGait's SUSTech1K rules (evaluate_indoor_dataset) written out as plain loops, numpy only."""
+    probe_sets = {"Normal": ["01-nm"], "Bag": ["bg"], "Clothing": ["cl"], "Carrying": ["cr"], "Umbrella": ["ub"],
+                  "Uniform": ["uf"], "Occlusion": ["oc"], "Night": ["nt"], "Overall": ["01", "02", "03", "04"]}
+    feats = emb.embeddings.astype(np.float64)
+    views = sorted(set(emb.views.tolist()))
+    has = lambda t, keys: any(k in t for k in keys)  # noqa: E731
+    out: dict[str, dict[int, list[float]]] = {}
+    for name, keys in probe_sets.items():
+        acc = np.zeros((len(views), len(views), 5))
+        for i, pv in enumerate(views):
+            p_rows = [n for n in range(len(emb)) if has(emb.types[n], keys) and emb.views[n] == pv]
+            for j, gv in enumerate(views):
+                g_rows = [n for n in range(len(emb)) if "00-nm" in emb.types[n] and emb.views[n] == gv]
+                for r in range(5):
+                    found = 0
+                    for a in p_rows:
+                        dists = []
+                        for b in g_rows:
+                            x, y = feats[a], feats[b]  # [C, P]
+                            if metric == "cos":
+                                x, y = x / np.linalg.norm(x, axis=0), y / np.linalg.norm(y, axis=0)
+                                dists.append(1 - float(np.mean(np.sum(x * y, 0))))
+                            else:
+                                dists.append(float(np.mean(np.sqrt(np.sum((x - y) ** 2, 0)))))
+                        order = sorted(range(len(g_rows)), key=lambda k: dists[k])[: r + 1]
+                        found += any(emb.labels[g_rows[k]] == emb.labels[a] for k in order)
+                    acc[i, j, r] = round(found * 100 / len(p_rows), 2)
+        out[name] = {}
+        for r in (1, 5):
+            cells = acc[:, :, r - 1]
+            rows_mean = [(cells[i].sum() - cells[i, i]) / (len(views) - 1) for i in range(len(views))]
+            out[name][r] = [*rows_mean, float(np.mean(rows_mean))]
+    return out
+
+
+@pytest.mark.parametrize("metric", ["euc", "cos"])
+def test_sustech1k_equals_opengait_arithmetic(metric):
+    emb = _sustech_like(3 if metric == "euc" else 4)
+    report = evaluate(emb, SUSTECH, metric=metric)
+    ref = _reference_sustech(emb, metric)
+    assert report["kind"] == "cross-view" and report["views"] == sorted(SUSTECH_VIEWS)
+    assert report["conditions"] == list(ref)
+    means = []
+    for cond, by_rank in ref.items():
+        for r, want in by_rank.items():
+            block = report[cond] if r == 1 else report[cond]["rank5"]
+            np.testing.assert_allclose([*block["per_view"], block["mean"]], want, atol=0.01)
+        means.append(report[cond]["mean"])
+    # Hard enough that the answer is informative: neither chance nor perfect, and rank-5 above rank-1.
+    assert 20 < min(means) and max(means) < 95
+    assert report["Overall"]["rank5"]["mean"] > report["Overall"]["mean"]
+    # Probe membership by keyword: 01-cr-ub counts for Carrying and Umbrella, 04-nt-bg for Night and Bag,
+    # 05-cl for Clothing but not Overall; 00-nm is the gallery only.
+    per_view = 6
+    assert report["Bag"]["probes"] == 2 * 6 * per_view and report["Umbrella"]["probes"] == 6 * per_view
+    assert report["Clothing"]["probes"] == 2 * 6 * per_view
+    assert report["Overall"]["probes"] == 7 * 6 * per_view
+    # The CMC is the table's protocol: its rank-1 and rank-5 points are the table's means.
+    assert report["Overall"]["cmc"][0] == pytest.approx(report["Overall"]["mean"])
+    assert report["Overall"]["cmc"][4] == pytest.approx(report["Overall"]["rank5"]["mean"])
+    lines = format_table(report).splitlines()
+    assert lines[1].split() == [*sorted(SUSTECH_VIEWS), "mean"]
+    assert [ln.split()[0] for ln in lines[2:11]] == list(ref)
+    assert "rank-5" in lines[11] and lines[-1].split()[-1] == f"{report['Overall']['rank5']['mean']:.2f}"
+
+
+def test_sustech1k_per_view_is_harder_than_pooled():
+    """The pooled gallery lets a probe match its own view; OpenGait's protocol never does."""
+    emb = _sustech_like(5, view_offset=5.0)
+    opengait = evaluate(emb, SUSTECH)
+    pooled = evaluate(emb, load_manifest("sustech1k-pooled"))
+    assert pooled["NM"]["rank1"] > opengait["Normal"]["mean"] + 15
+    assert load_manifest("sustech1k-pooled").test_ranges == SUSTECH.test_ranges  # same split, only the scoring differs
+    assert load_manifest("sustech1k-pooled").train_ranges == SUSTECH.train_ranges
+
+
+def test_heatmap_marks_the_excluded_diagonal_and_cmc_says_what_it_is():
+    report = evaluate(_sustech_like(3), SUSTECH)
+    fig = view_heatmap_figure(report)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_images() and ax.get_label() != "<colorbar>"]
+    assert len(panels) == 9  # one per condition, 3 x 3
+    for ax in panels:
+        hatched = [p for p in ax.patches if p.get_hatch()]
+        assert sorted((round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in hatched) == [(i, i) for i in range(6)]
+    assert "identical views excluded" in cmc_description(report)
+    assert cmc_description(evaluate(_sustech_like(3), load_manifest("sustech1k-pooled"))) == "one gallery pooled over all views"
 
 
 # ---- generic retrieval -------------------------------------------------------------------------

@@ -155,3 +155,13 @@ def test_cli_trains_and_is_strict(toy_file, tmp_path):
     assert no_data.exit_code == 1 and "none.h5: no such aligned file" in no_data.output
     help_text = runner.invoke(main, ["train", "--help"]).output
     assert "Example:" in help_text and "--resume" in help_text
+
+
+def test_init_starts_a_new_run_from_a_checkpoint(trained, toy_file, tmp_path):
+    cfg, result = trained
+    one = {"train.iterations": 1, "train.log_every": 1, "train.augment_p": 0.0}
+    fresh = train(cfg.override(one), toy_file, "synthetic", tmp_path / "fresh", device="cpu", quiet=True)
+    warm = train(cfg.override(one), toy_file, "synthetic", tmp_path / "warm", device="cpu", quiet=True, init=result.checkpoint)
+    # Same batch, same seed: the only difference is the starting weights (the 30-iteration run's).
+    assert warm.history[0]["loss"] < 0.7 * fresh.history[0]["loss"], (warm.history[0], fresh.history[0])
+    assert load_checkpoint(warm.checkpoint)["extra"]["init"] == str(result.checkpoint)
