@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pipeline.yaml_file import read_yaml_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -178,12 +178,7 @@ def load_config(name_or_path: str | Path) -> RunConfig:
         else:
             names = ", ".join(shipped_configs())
             raise FileNotFoundError(f"no config {str(name_or_path)!r}: not a file, not a shipped recipe ({names})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with model/train/data sections, got {type(data).__name__}")
+    data = read_yaml_mapping(path, ConfigError, "model/train/data sections")
     data.setdefault("name", path.stem)
     return RunConfig.from_dict(data, str(path))
 

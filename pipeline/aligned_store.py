@@ -103,21 +103,31 @@ class AlignedReader:
             self._h5 = h5py.File(self.path, "r")
         except OSError as exc:
             raise AlignedFormatError(f"{self.path}: not an HDF5 file ({exc})") from exc
-        fmt = self._h5.attrs.get("format")
-        if fmt != FORMAT:
-            raise AlignedFormatError(f"{self.path}: format attribute is {fmt!r}, expected {FORMAT!r}")
-        version = int(self._h5.attrs.get("version", -1))
-        if version != VERSION:
-            raise AlignedFormatError(f"{self.path}: version {version}, this depthgait reads version {VERSION}")
-        self.settings: dict[str, Any] = json.loads(self._h5.attrs.get("settings", "{}"))
+        try:
+            fmt = self._h5.attrs.get("format")
+            if fmt != FORMAT:
+                raise AlignedFormatError(f"{self.path}: format attribute is {fmt!r}, expected {FORMAT!r}")
+            version = int(self._h5.attrs.get("version", -1))
+            if version != VERSION:
+                raise AlignedFormatError(f"{self.path}: version {version}, this depthgait reads version {VERSION}")
+            self.settings: dict[str, Any] = json.loads(self._h5.attrs.get("settings", "{}"))
+        except AlignedFormatError:
+            self._h5.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged header: h5py raises OSError, KeyError, ...
+            self._h5.close()
+            raise AlignedFormatError(f"{self.path}: damaged aligned file ({_reason(exc)})") from None
 
     def ids(self) -> list[SequenceId]:
         """All sequence ids, sorted by (subject, condition, view)."""
         found: list[SequenceId] = []
-        for subject, s_group in self._h5.items():
-            for condition, c_group in s_group.items():
-                for view in c_group:
-                    found.append(SequenceId(subject, condition, view))
+        try:
+            for subject, s_group in self._h5.items():
+                for condition, c_group in s_group.items():
+                    for view in c_group:
+                        found.append(SequenceId(subject, condition, view))
+        except (OSError, KeyError, RuntimeError, AttributeError, ValueError) as exc:
+            raise AlignedFormatError(f"{self.path}: damaged aligned file, its index is unreadable ({_reason(exc)})") from None
         return sorted(found)
 
     def has_depth(self, seq: SequenceId) -> bool:
@@ -127,9 +137,16 @@ class AlignedReader:
         return int(self._h5[seq.key]["frames"].shape[0])
 
     def load(self, seq: SequenceId) -> AlignedSequence:
-        group = self._h5[seq.key]
-        depth = group["depth"][()] if "depth" in group else None
-        return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()])
+        try:
+            group = self._h5[seq.key]
+            depth = group["depth"][()] if "depth" in group else None
+            return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()])
+        except AlignedFormatError as exc:
+            raise AlignedFormatError(f"{self.path}: {exc}") from None
+        except KeyError:
+            raise AlignedFormatError(f"{self.path}: no sequence {seq.key} (or it lacks sil/frames)") from None
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:  # a damaged chunk: inflate() failed, ...
+            raise AlignedFormatError(f"{self.path}: sequence {seq.key} is damaged ({_reason(exc)})") from None
 
     def __iter__(self) -> Iterator[AlignedSequence]:
         for seq in self.ids():
@@ -146,3 +163,9 @@ class AlignedReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """An h5py error in one line (its messages can carry HDF5's error stack)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
