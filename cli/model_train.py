@@ -52,8 +52,9 @@ def train(
 
     \b
     Example:
-      depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 200
-      depthgait train --config small-cpu --resume --iterations 400 --threads 1
+      depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 200 --threads 1
+      depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 400 --threads 1 --resume
+    A resume continues bit-for-bit, so it must run with the same --threads, device and torch (checked).
       depthgait train --config casia-b --set train.batch_k=8 --set model.mode=silhouette-only
     """
     from depthgait_model.config import load_config

@@ -33,6 +33,7 @@ from depthgait_model.config import RunConfig
 from depthgait_model.data import GaitDataset, collate
 from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
+from depthgait_model.numerics import numerics_mismatch, numerics_record
 from depthgait_model.sampler import PKSampler
 from pipeline.aligned_store import FRAME_SIZE
 from pipeline.atomic import atomic_path, write_text_atomic
@@ -119,7 +120,8 @@ def _train(
     tc = run_cfg.train
     _check_data_config(run_cfg)
     latest = out_dir / "ckpt.pt"
-    payload = _resume_payload(latest, run_cfg, resume)
+    numerics = numerics_record(dev, info.world_size)
+    payload = _resume_payload(latest, run_cfg, resume, numerics)
     torch.manual_seed(tc.seed)  # same initial weights on every rank
 
     dataset = GaitDataset(
@@ -156,7 +158,7 @@ def _train(
     if info.main:
         write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False))
     extra = {"data": str(data_path), "manifest": getattr(manifest, "name", str(manifest)),
-             "train_subjects": dataset.subjects, "world_size": info.world_size}
+             "train_subjects": dataset.subjects, "world_size": info.world_size, "numerics": numerics}
 
     window: list[dict[str, float]] = []
     nonfinite = 0
@@ -230,8 +232,10 @@ def _check_data_config(run_cfg: RunConfig) -> None:
         )
 
 
-def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint to continue from, after checking it belongs to this recipe."""
+def _resume_payload(
+    latest: Path, run_cfg: RunConfig, resume: bool, numerics: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The checkpoint to continue from, after checking it belongs to this recipe and this arithmetic."""
     if not resume:
         if latest.exists():
             raise ValueError(f"{latest} exists: pass --resume to continue that run, or choose another --out")
@@ -249,6 +253,14 @@ def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str,
             f"{latest} was trained with different settings ({', '.join(changed)}); resume with the same config "
             f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change) or start a new --out"
         )
+    stored_numerics = payload.get("extra", {}).get("numerics")
+    if numerics is not None and isinstance(stored_numerics, dict):
+        differs, how = numerics_mismatch(stored_numerics, numerics)
+        if differs:
+            raise ValueError(
+                f"{latest}: resuming would not continue bit-for-bit ({'; '.join(differs)}); "
+                f"resume with {', '.join(how)}, or start a new --out"
+            )
     return payload
 
 
