@@ -68,7 +68,7 @@ device_option = click.option(
     help="Where models run; auto picks CUDA when available.",
 )
 workers_option = click.option(
-    "--workers", type=int, default=1, show_default=True, help="Processes for CPU-bound work (joblib)."
+    "--workers", type=click.IntRange(1, 1024), default=1, show_default=True, help="Processes for CPU-bound work (joblib)."
 )
 
 

@@ -25,7 +25,7 @@ def extract_options(func):
         click.option("--detector", type=click.Choice(["bgsub", "yolo"]), default="bgsub", show_default=True),
         click.option("--segmenter", type=click.Choice(["bgsub", "sam", "yolo-seg"]), default="bgsub", show_default=True),
         click.option("--depth", "depth_model", default=DEFAULT_DEPTH, show_default=True, help="Depth model (Hub id or folder)."),
-        click.option("--depth-input-height", type=int, default=None, help="Crop height fed to the depth model [default: its own input size, at most 266]."),
+        click.option("--depth-input-height", type=click.IntRange(14, 2048), default=None, help="Crop height fed to the depth model [default: its own input size, at most 266]."),
         click.option("--manifest", default="casia-b", show_default=True, help="Naming of video files (--layout names)."),
     ]):  # fmt: skip
         func = option(func)
@@ -87,7 +87,7 @@ def embed(
 @checkpoint_option
 @click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), required=True, help="npz from `depthgait embed`.")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--top-k", type=int, default=5, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @extract_options

@@ -35,8 +35,8 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override train.iterations.")
 @click.option("--resume", is_flag=True, help="Continue from <out>/ckpt.pt exactly where it stopped.")
 @device_option
-@click.option("--seed", type=int, default=None, help="Override train.seed.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Override train.seed.")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="CPU threads for torch [default: torch's choice]; 1 is often fastest on a busy shared CPU.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config field, e.g. --set train.lr=0.05 --set model.mode=late-fusion.")

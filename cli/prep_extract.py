@@ -29,7 +29,7 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @click.option("--margin", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Share of the box size added on each side of the crop.")  # fmt: skip
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per model call.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True, help="Frames per model call.")
 @workers_option
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
               help="Run the videos on a Dask cluster (several machines sharing the cache folder), e.g. tcp://host:8786.")
