@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 # Errors the library raises on purpose (bad input, missing weights, wrong files): shown as one line.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, KeyError)
+# OSError covers a full disk or a read-only folder (pipeline.atomic.FileWriteError names the file).
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
 
 
 class LazyGroup(click.Group):

@@ -8,6 +8,7 @@ written through ``atomic_path``: a run killed while saving leaves the previous c
 """
 from __future__ import annotations
 
+import io
 import pickle
 import random
 import re
@@ -85,8 +86,12 @@ def save_checkpoint(
         "extra": dict(extra or {}),
     }
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Serialise in memory, then write with Python's I/O: torch's own writer turns a full disk into
+    # "RuntimeError: [enforce fail at inline_container.cc] unexpected pos"; this gives ENOSPC.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(buffer.getbuffer())
     return path
 
 

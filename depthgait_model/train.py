@@ -36,7 +36,7 @@ from depthgait_model.model import DepthGait
 from depthgait_model.numerics import numerics_mismatch, numerics_record
 from depthgait_model.sampler import PKSampler
 from pipeline.aligned_store import FRAME_SIZE
-from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.atomic import atomic_path, write_failure, write_text_atomic
 from pipeline.manifest import Manifest
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.
@@ -301,8 +301,17 @@ class MetricsLog:
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         if self.enabled:
-            with self.path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            try:
+                with self.path.open("a") as handle:
+                    end = handle.tell()
+                    try:
+                        handle.write(json.dumps(record) + "\n")
+                        handle.flush()
+                    except OSError:
+                        handle.truncate(end)  # no half record left behind
+                        raise
+            except OSError as exc:
+                raise write_failure(self.path, exc) from None
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:

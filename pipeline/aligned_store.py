@@ -22,7 +22,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import WRITE_ERRNOS, atomic_path, write_failure
+from pipeline.h5_writer import open_h5_for_writing
 from pipeline.manifest import SequenceId
 
 FORMAT = "depthgait-aligned"
@@ -52,31 +53,77 @@ class AlignedSequence:
 
 
 class AlignedWriter:
-    """Write sequences into a new aligned file; the final name appears only after ``close()``."""
+    """Write sequences into a new aligned file; the final name appears only after ``close()``.
+
+    A full disk or a read-only folder raises :class:`FileWriteError` naming the file, from
+    ``__init__``, ``add`` or ``close``; the temporary file is then removed and nothing crashes.
+    """
 
     def __init__(self, path: str | Path, settings: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self._done = False
+        self._h5: h5py.File | None = None
+        self._guard = None
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._h5 = h5py.File(self._tmp, "w")
-        self._h5.attrs["format"] = FORMAT
-        self._h5.attrs["version"] = VERSION
-        self._h5.attrs["settings"] = json.dumps(settings or {}, sort_keys=True)
+        try:
+            self._h5, self._guard = open_h5_for_writing(self._tmp)
+            self._h5.attrs["format"] = FORMAT
+            self._h5.attrs["version"] = VERSION
+            self._h5.attrs["settings"] = json.dumps(settings or {}, sort_keys=True)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+                raise write_failure(self.path, exc) from None
+            raise
+        self._check()
+
+    def _check(self) -> None:
+        """Raise the first write error the guard saw (the file is then discarded)."""
+        if self._guard is not None and self._guard.error is not None:
+            error = self._guard.error
+            self.abort()
+            raise write_failure(self.path, error) from None
 
     def add(self, seq: AlignedSequence) -> None:
+        if self._h5 is None:
+            raise ValueError(f"{self.path}: the writer is closed")
         group = self._h5.require_group(seq.id.key)
         opts = dict(compression="gzip", compression_opts=4, chunks=(max(1, min(len(seq.frames), 32)), FRAME_SIZE, FRAME_SIZE))
         group.create_dataset("sil", data=seq.sil, **opts)
         if seq.depth is not None:
             group.create_dataset("depth", data=seq.depth, **opts)
         group.create_dataset("frames", data=np.asarray(seq.frames, dtype=np.int32))
+        self._check()
 
     def close(self) -> None:
-        self._h5.close()
+        """Finish the file and rename it into place."""
+        if self._done:
+            return
+        try:
+            self._h5.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._h5 = None
+        self._guard.close()
+        self._check()
+        self._done = True
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        self._h5.close()
+        """Close quietly and remove the temporary file; the final name is untouched."""
+        if self._done:
+            return
+        self._done = True
+        h5, self._h5 = self._h5, None
+        try:
+            if h5 is not None:
+                h5.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
+        if self._guard is not None:
+            self._guard.close()
         try:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
         except RuntimeError:

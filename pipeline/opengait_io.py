@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.aligned_store import FRAME_SIZE, AlignedReader, AlignedSequence, AlignedWriter
-from pipeline.atomic import write_text_atomic
+from pipeline.atomic import FileWriteError, write_text_atomic
 from pipeline.manifest import Manifest, SequenceId
 from pipeline.safe_pickle import PickleLoadError, dump_array, load_pickle
 
@@ -99,6 +99,8 @@ def export_opengait(
                     (folder / pkl_name(stale, seq_id.view)).unlink(missing_ok=True)
                 for name in names:
                     dump_array(arrays[name], folder / pkl_name(name, seq_id.view))
+            except FileWriteError as exc:  # a full disk or read-only folder: every further file would fail too
+                raise FileWriteError(exc.errno, f"{exc} (stopped after {result.exported} sequences; their files are complete)") from None
             except (OSError, ValueError, KeyError) as exc:
                 result.failed.append((seq_id.key, str(exc)))
                 continue
