@@ -12,13 +12,16 @@ OpenGait / SUSTech1K pickle is:
   a buffer whose length equals ``prod(shape) * itemsize``, checked before anything is allocated;
 - dtypes made here from their type code; a BUILD on a dtype is accepted only when it is the
   canonical state numpy itself writes (it may set the byte order, nothing else);
-- lists, tuples and str-keyed dicts of those, numpy numeric scalars, and plain ints, floats, str,
-  bytes, None and bools.
+- lists, tuples and dicts (plain keys) of those, numpy numeric scalars, and plain ints, floats,
+  str, bytes, None and bools; no container or array appears twice (shared or cyclic), so the value
+  is exactly as big as the data in the file.
 
 Anything else (other globals, sets, frozensets, ``bytearray(n)``, complex, OrderedDict, objects,
-persistent ids, out-of-band buffers) is refused by name. The whole load is bounded (opcode count,
-bytes produced, nesting depth), every exception of one file becomes that file's
-:class:`PickleLoadError`, and the result is walked once more before it is returned.
+persistent ids, out-of-band buffers) is refused by name. The whole load is bounded (file size,
+opcode count, bytes produced, nesting depth), every exception of one file becomes that file's
+:class:`PickleLoadError`, and the result is walked once more before it is returned. Not read:
+Python 2 protocol-0 pickles whose array data holds non-ASCII bytes (``pickletools`` cannot decode
+their text strings); Python 2 binary protocols and every Python 3 protocol are.
 
 ``dump_array`` writes an array as ``numpy.ndarray(shape, dtype, bytearray)``: that pickle loads in
 numpy 1.x and 2.x alike (numpy 2's own pickles name ``numpy._core``, which numpy 1.x cannot import)
@@ -39,7 +42,7 @@ import numpy as np
 from pipeline.atomic import atomic_path
 
 PICKLE_PROTOCOL = 4  # readable by every Python 3 that OpenGait supports
-MAX_FILE_BYTES = 256 << 20  # a [T, 64, 64] uint8 sequence of 65,000 frames; real ones are < 2 MiB
+MAX_FILE_BYTES = 128 << 20  # a [T, 64, 64] uint8 sequence of 32,000 frames; real ones are < 2 MiB (peak memory ~3x)
 MAX_OPCODES = 1_000_000  # an array is ~30 opcodes; bounds the Python objects a file can create
 MAX_DEPTH = 32  # nesting of containers in the result
 MAX_NDIM = 32
