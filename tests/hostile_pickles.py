@@ -100,9 +100,13 @@ def crafted() -> dict[str, tuple[bytes, str]]:
     cases["dtype_build_elsize.pkl"] = (wrap(call(NDARRAY, shape(1), dtype("u1") + dtype_state(elsize=4096) + b"b", data(b"\0"))), "changes fields")
     cases["dtype_structured.pkl"] = (wrap(call(NDARRAY, shape(1), dtype("u1,u2"), data(b"\0" * 3))), "refused dtype")
     cases["dtype_void.pkl"] = (wrap(call(NDARRAY, shape(1), dtype("V16"), data(b"\0" * 16))), "refused dtype")
-    cases["dtype_complex.pkl"] = (pickle.dumps(np.zeros(4, np.complex64), protocol=2), "refused dtype")
-    cases["dtype_object.pkl"] = (pickle.dumps(np.array([1, "x"], dtype=object), protocol=2), "object-dtype")
-    cases["dtype_datetime.pkl"] = (pickle.dumps(np.zeros(2, "M8[s]"), protocol=2), "refused dtype")
+    # (all hand-assembled, so that the corpus does not depend on the numpy that wrote it)
+    def array_of(code: str, raw: bytes, n: int) -> bytes:
+        return wrap(reconstructed(tup(num(1), shape(n), dtype(code) + dtype_state("<") + b"b", FALSE, raw)))
+
+    cases["dtype_complex.pkl"] = (array_of("c8", data(bytes(32)), 4), "refused dtype")
+    cases["dtype_object.pkl"] = (array_of("O8", b"](" + num(1) + text("x") + b"e", 2), "object-dtype")
+    cases["dtype_datetime.pkl"] = (array_of("M8", data(bytes(16)), 2), "refused dtype")
     # arrays without (enough) data: uninitialised memory
     cases["ndarray_no_buffer.pkl"] = (wrap(call(NDARRAY, shape(400, 64, 64), text("|u1"))), "uninitialised memory")
     cases["reconstruct_no_build.pkl"] = (wrap(call(RECONSTRUCT, NDARRAY, shape(0), data(b"b"))), "without a buffer")
@@ -134,7 +138,7 @@ def crafted() -> dict[str, tuple[bytes, str]]:
     cases["bad_utf8.pkl"] = (wrap(b"X\x02\x00\x00\x00\xff\xfe"), "UnicodeDecodeError")
     cases["long4_past_end.pkl"] = (wrap(b"\x8b" + struct.pack("<i", 1 << 30) + b"\x01"), "not a readable pickle")
     cases["unknown_opcode.pkl"] = (wrap(b"\xff"), "not a readable pickle")
-    cases["truncated.pkl"] = (pickle.dumps(np.zeros((3, 64, 64), np.uint8), protocol=4)[:100], "not a readable pickle")
+    cases["truncated.pkl"] = (wrap(call(NDARRAY, shape(3, 64, 64), text("|u1"), data(bytes(3 * 64 * 64))))[:100], "not a readable pickle")
     cases["empty.pkl"] = (b"", "not a readable pickle")
     cases["not_a_pickle.pkl"] = (b"hello, I am a text file\n", "not a readable pickle")
     cases["stack_underflow.pkl"] = (wrap(b"R"), "stack underflow")
@@ -146,7 +150,7 @@ def crafted() -> dict[str, tuple[bytes, str]]:
     for _ in range(30):  # [[x, x], [x, x]] ...: 2**30 leaves in 250 bytes
         laughs += b"(h\x00h\x00lq\x000"
     cases["billion_laughs.pkl"] = (wrap(laughs + b"h\x00"), "appears twice")
-    cases["shared_array.pkl"] = (pickle.dumps([np.zeros(4, np.uint8)] * 3, protocol=4), "appears twice")
+    cases["shared_array.pkl"] = (wrap(b"](" + call(NDARRAY, shape(4), text("|u1"), data(bytes(4))) + b"q\x01h\x01h\x01e"), "appears twice")
     cases["dict_key_array.pkl"] = (wrap(b"}" + reconstructed(tup(num(1), shape(1), u1, FALSE, data(b"\0"))) + num(1) + b"s"), "dict key")
     return cases
 
