@@ -190,8 +190,8 @@ class AlignedReader:
             return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()])
         except AlignedFormatError as exc:
             raise AlignedFormatError(f"{self.path}: {exc}") from None
-        except KeyError:
-            raise AlignedFormatError(f"{self.path}: no sequence {seq.key} (or it lacks sil/frames)") from None
+        except KeyError as exc:  # absent, or its group or datasets cannot be opened any more
+            raise AlignedFormatError(f"{self.path}: sequence {seq.key} is missing or damaged ({_reason(exc)})") from None
         except (OSError, RuntimeError, ValueError, TypeError) as exc:  # a damaged chunk: inflate() failed, ...
             raise AlignedFormatError(f"{self.path}: sequence {seq.key} is damaged ({_reason(exc)})") from None
 

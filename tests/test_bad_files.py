@@ -87,14 +87,14 @@ def test_damaged_aligned_file_is_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     train = ["train", "--config", "tiny", "--manifest", "synthetic", "--out", str(tmp_path / "run"), "-q", "--data"]
     line = _one_clean_line(runner.invoke(model_main, [*train, str(damaged)]), damaged)
-    assert "is damaged" in line and "sequence 0" in line
+    assert "damaged" in line and "sequence 0" in line  # which structure the flips hit varies (HDF5 stores times)
     assert "not an HDF5 file (" in _one_clean_line(runner.invoke(model_main, [*train, str(cut)]), cut)
     assert not (tmp_path / "run" / "ckpt.pt").exists()
     # export skips the damaged sequences by name and writes the rest
     result = runner.invoke(prep_main, ["export", "--data", str(damaged), "--out", str(tmp_path / "og"), "--manifest", "synthetic", "-q"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     skipped = [line for line in result.output.splitlines() if line.startswith("skipped: ")]
-    assert skipped and all(f"{damaged}: sequence " in line and "is damaged" in line for line in skipped)
+    assert skipped and all(f"{damaged}: sequence " in line and "damaged" in line for line in skipped)
 
 
 def test_damaged_embeddings_npz_is_one_line(tmp_path: Path) -> None:
