@@ -1,13 +1,13 @@
 """A full disk or a read-only folder for align, import, export and train: one clean line, no half
-file, no crash. The full disk is real: the CLI runs in a subprocess whose file-size limit
-(RLIMIT_FSIZE) makes the kernel fail its writes with EFBIG, as ENOSPC would (HDF5 segfaulted
+file, no crash. The full disk is real: the CLIs run in a subprocess whose file-size limit
+(RLIMIT_FSIZE) makes the kernel fail their writes with EFBIG, as ENOSPC would (HDF5 segfaulted
 on both before). The read-only folder is simulated (tests may run as root, which ignores modes)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -58,28 +58,43 @@ def _no_half_files(folder: Path) -> None:
     assert not [p for p in folder.rglob(".tmp-*")], "a temporary file was left behind"
 
 
-@pytest.mark.parametrize("command", ["align", "import", "export", "train"])
-def test_full_disk_is_one_line_and_leaves_no_half_file(tmp_path: Path, inputs, command: str) -> None:
-    argv, final = _commands(inputs, tmp_path)[command]
-    limit = 6000 if command != "export" else 20000  # bytes per file: the outputs are larger
+# Runs the four CLIs with CliRunner inside one child (one torch import), under a file-size limit.
+_DRIVER = """
+import json, resource, sys
+from click.testing import CliRunner
+from cli.main import main as model_main
+from cli.prep import main as prep_main
+commands, limits = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+out = {}
+for name, argv in commands.items():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits[name], resource.RLIM_INFINITY))
+    group = prep_main if argv[0] == "cli.prep" else model_main
+    result = CliRunner().invoke(group, argv[1:])
+    out[name] = [result.exit_code, result.output, repr(result.exception)]
+print(json.dumps(out))
+"""
 
-    def small_disk() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
+def test_full_disk_is_one_line_and_leaves_no_half_file(tmp_path: Path, inputs) -> None:
+    commands = _commands(inputs, tmp_path)
+    limits = {"align": 6000, "import": 6000, "export": 20000, "train": 6000}  # bytes per file: outputs are larger
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-X", "faulthandler", "-m", *argv], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, preexec_fn=small_disk, timeout=300)  # fmt: skip
-    assert done.returncode == 1, (done.returncode, done.stderr[-3000:])
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in done.stderr and "Fatal" not in done.stderr, done.stderr[-3000:]
-    assert lines[0].startswith(f"Error: {tmp_path}") and "cannot write (File too large)" in lines[0], lines[0]
+    argv = json.dumps({name: a for name, (a, _) in commands.items()})
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _DRIVER, argv, json.dumps(limits)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0 and "Fatal" not in done.stderr, done.stderr[-3000:]  # no crash
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, (exit_code, output, exception) in results.items():
+        lines = [line for line in output.splitlines() if line.strip()]
+        assert exit_code == 1 and len(lines) == 1 and "Traceback" not in output, (name, output, exception)
+        assert lines[0].startswith(f"Error: {tmp_path}") and "cannot write (File too large)" in lines[0], lines[0]
     _no_half_files(tmp_path)
-    if command == "export":  # whole files only: every pkl written loads, partition.json is not written
-        assert not (final / "partition.json").exists()
-        for pkl in final.rglob("*.pkl"):
-            pickle.loads(pkl.read_bytes())
-    else:
-        assert not final.exists()
+    for name in ("align", "import", "train"):
+        assert not commands[name][1].exists(), name
+    tree = commands["export"][1]  # whole files only: every pkl written loads, partition.json is not written
+    assert not (tree / "partition.json").exists()
+    for pkl in tree.rglob("*.pkl"):
+        pickle.loads(pkl.read_bytes())
 
 
 @pytest.mark.parametrize("command", ["align", "import", "export", "train"])
