@@ -83,7 +83,7 @@ device_option = click.option(
     help="Where models run; auto picks CUDA when available.",
 )
 workers_option = click.option(
-    "--workers", type=int, default=1, show_default=True, help="Processes for CPU-bound work (joblib)."
+    "--workers", type=click.IntRange(1, 1024), default=1, show_default=True, help="Processes for CPU-bound work (joblib)."
 )
 
 
@@ -113,11 +113,11 @@ def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seg-weights", default=d.seg_weights, show_default=True, help="YOLO-seg weights name or path."),
         click.option("--depth", default=d.depth, show_default=True,
                      help="Depth model: Hugging Face Hub id (from the local cache offline) or a local folder."),
-        click.option("--depth-input-height", type=click.IntRange(min=14), default=d.depth_input_height,
+        click.option("--depth-input-height", type=click.IntRange(14, 2048), default=d.depth_input_height,
                      help="Crop height fed to the depth model [default: its own input size, at most 266]."),
         click.option("--margin", type=click.FloatRange(0, 1), default=d.margin, show_default=True,
                      help="Share of the box size added on each side of the crop."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=d.batch_size, show_default=True,
+        click.option("--batch-size", type=click.IntRange(1, 4096), default=d.batch_size, show_default=True,
                      help="Frames per model call."),
         device_option,
     ]

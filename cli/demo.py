@@ -57,7 +57,7 @@ def contact_sheet(aligned: Path, out: Path, per_view: int = 1) -> Path:
 @click.option("--iterations", type=click.IntRange(1), default=300, show_default=True, help="Training iterations.")
 @click.option("--config", "config_name", default="small-cpu", show_default=True, help="Model recipe.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes for synth and extract.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 def main(out: Path, subjects: int, frames: int, iterations: int, config_name: str, workers: int, seed: int) -> None:
     """Run synth -> extract -> align -> train -> test on a built-in synthetic sample.
 

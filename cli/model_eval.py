@@ -40,7 +40,7 @@ plots_option = click.option(
     default=None,
     help="Also write the test embeddings as an npz that `depthgait evaluate` reads.",
 )
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Sequences per forward pass.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True, help="Sequences per forward pass.")
 @device_option
 @quiet_option
 @handle_errors

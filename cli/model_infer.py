@@ -71,7 +71,7 @@ def embed(
 @checkpoint_option
 @click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), required=True, help="npz from `depthgait embed`.")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--top-k", type=int, default=5, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @extract_options

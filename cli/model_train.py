@@ -38,8 +38,8 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
               help="Start from this checkpoint's weights (e.g. from `depthgait convert`); a silhouette-only one also "
                    "starts the silhouette branch of full / late-fusion.")
 @device_option
-@click.option("--seed", type=int, default=None, help="Override train.seed.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Override train.seed.")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="CPU threads for torch [default: torch's choice]; 1 is often fastest on a busy shared CPU.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config field, e.g. --set train.lr=0.05 --set model.mode=late-fusion.")
@@ -55,8 +55,9 @@ def train(
 
     \b
     Example:
-      depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 200
-      depthgait train --config small-cpu --resume --iterations 400 --threads 1
+      depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 200 --threads 1
+      depthgait train --data cache/aligned.h5 --manifest synthetic --config small-cpu --iterations 400 --threads 1 --resume
+    A resume continues bit-for-bit, so it must run with the same --threads, device and torch (checked).
       depthgait train --config casia-b --set train.batch_k=8 --set model.mode=silhouette-only
     """
     from depthgait_model.config import load_config

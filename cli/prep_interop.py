@@ -61,9 +61,9 @@ def export(fmt: str, out_dir: Path, data: Path, manifest: str, modalities: str |
 @click.option("--depth-pattern", default=None, help="opengait: glob of the depth pkl in each folder.")
 @click.option("--depth", "depth_model", default=DEFAULT_DEPTH, show_default=True, help="sustech1k: depth model (Hub id or folder).")
 @click.option("--manifest", default=None, help="Split to report (default: sustech1k for --format sustech1k).")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="sustech1k: depth-model batch.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True, help="sustech1k: depth-model batch.")
 @click.option(
-    "--depth-input-height", type=int, default=None, help="sustech1k: crop height fed to the depth model [default: its own input size, at most 266]."
+    "--depth-input-height", type=click.IntRange(14, 2048), default=None, help="sustech1k: crop height fed to the depth model [default: its own input size, at most 266]."
 )
 @device_option
 @quiet_option

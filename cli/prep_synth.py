@@ -27,7 +27,7 @@ def _size(value: str) -> tuple[int, int]:
               show_default=True, help="nm = normal, bg = carrying a bag, cl = wearing a coat.")
 @click.option("--frames", type=click.IntRange(1), default=60, show_default=True, help="Frames per video (25 fps).")
 @click.option("--size", "size", default="320x240", show_default=True, help="Frame size WIDTHxHEIGHT.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Same seed, same bytes.")
 @click.option("--codec", type=click.Choice(["ffv1", "mjpg"]), default="ffv1", show_default=True,
               help="ffv1: lossless (~115 KB/frame); mjpg: ~10x smaller, lossy edges.")
 @click.option("--overwrite", is_flag=True, help="Redo videos that already exist with the same settings.")

@@ -8,7 +8,11 @@ written through ``atomic_path``: a run killed while saving leaves the previous c
 """
 from __future__ import annotations
 
+import io
+import pickle
 import random
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +87,12 @@ def save_checkpoint(
         "extra": dict(extra or {}),
     }
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Serialise in memory, then write with Python's I/O: torch's own writer turns a full disk into
+    # "RuntimeError: [enforce fail at inline_container.cc] unexpected pos"; this gives ENOSPC.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(buffer.getbuffer())
     return path
 
 
@@ -94,15 +102,41 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... for bad files
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, IndexError...
+        raise CheckpointError(f"{path}: not a readable depthgait checkpoint ({_load_failure(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not a depthgait checkpoint (format {found!r}, expected {FORMAT!r})")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')}, this depthgait reads {VERSION}")
+    for key, kind in _PAYLOAD_TYPES.items():
+        if not isinstance(payload.get(key), kind):
+            raise CheckpointError(f"{path}: damaged checkpoint ({key!r} is {type(payload.get(key)).__name__}, expected {kind.__name__})")
     return payload
+
+
+_PAYLOAD_TYPES = {"iteration": int, "config": dict, "label_map": dict, "model": dict, "rng": dict}
+
+
+def _load_failure(exc: BaseException) -> str:
+    """torch's reason in a few words, without its advice to load the file unsafely."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:
+            return f"it holds a Python object ({found.group(1)}), which is never loaded from a file"
+        return "not a torch zip checkpoint: an old-style or foreign pickle"
+    if isinstance(exc, EOFError):
+        return "empty or truncated"
+    if "zip archive" in text or "PytorchStreamReader" in text:
+        return "truncated or corrupt zip archive"
+    first = text.splitlines()[0] if text.strip() else ""
+    if "weights_only" in first:
+        first = ""
+    return f"{type(exc).__name__}: {first[:160]}" if first else f"{type(exc).__name__}, truncated or not a checkpoint"
 
 
 def config_of(payload: dict[str, Any], path: str | Path) -> RunConfig:
@@ -125,7 +159,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored model config ({exc})") from exc
+        first = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit the stored model config ({first})") from None
     model.to(device).eval()
     meta = {
         "iteration": payload["iteration"],

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import DepthgaitError
+from pipeline.formats.yaml_file import read_yaml_mapping
 from pipeline.geometry import CUT, FRAME_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -85,6 +84,20 @@ class ModelConfig:
         return {"silhouette-only": ("sil",), "depth-only": ("depth",)}.get(self.mode, ("sil", "depth"))
 
 
+# Every count of the train section: (lowest, highest) allowed. The upper bounds only catch typos
+# (an extra zero): 30 frames x 8 x 16 is the paper's batch.
+_TRAIN_COUNTS: dict[str, tuple[int, int]] = {
+    "batch_p": (2, 4096),
+    "batch_k": (1, 1024),
+    "frames": (1, 10_000),
+    "iterations": (1, 10**9),
+    "checkpoint_every": (1, 10**9),
+    "log_every": (1, 10**9),
+    "num_workers": (0, 1024),
+    "seed": (0, 2**32 - 1),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and sampling. Defaults are OpenGait's DeepGaitV2 CASIA-B recipe."""
@@ -135,17 +148,23 @@ class TrainConfig:
             _choice("eval_metric", self.eval_metric, ("euc", "cos"))
         if self.frames_skip_num < 0 or self.eval_every < 0:
             raise ConfigError("frames_skip_num and eval_every must be >= 0")
-        for name in ("batch_p", "batch_k", "frames", "iterations", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, (low, high) in _TRAIN_COUNTS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value}")
         if self.batch_p < 2:
-            raise ConfigError(f"batch_p must be >= 2 (a triplet needs a negative), got {self.batch_p}")
+            raise ConfigError(f"batch_p must be >= 2 (a triplet needs a negative subject), got {self.batch_p}")
+        if self.batch_k < 2 and self.triplet_weight > 0:
+            raise ConfigError(
+                f"batch_k must be >= 2 with a triplet loss (an anchor needs a positive of its own subject; "
+                f"with {self.batch_k} the triplet loss is always 0), got {self.batch_k}; or set train.triplet_weight 0"
+            )
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"milestones must be increasing, got {list(self.milestones)}")
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.augment_p <= 1.0:
             raise ConfigError("label_smoothing must be in [0, 1) and augment_p in [0, 1]")
-        if self.lr <= 0 or self.num_workers < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
-            raise ConfigError("lr and grad_clip must be > 0 and num_workers >= 0")
+        if self.lr <= 0 or (self.grad_clip is not None and self.grad_clip <= 0):
+            raise ConfigError("lr and grad_clip must be > 0")
 
 
 @dataclass(frozen=True)
@@ -228,12 +247,7 @@ def load_config(name_or_path: str | Path) -> RunConfig:
         else:
             names = ", ".join(shipped_configs())
             raise FileNotFoundError(f"no config {str(name_or_path)!r}: not a file, not a shipped recipe ({names})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with model/train/data sections, got {type(data).__name__}")
+    data = read_yaml_mapping(path, ConfigError, "model/train/data sections")
     data.setdefault("name", path.stem)
     return RunConfig.from_dict(data, str(path))
 

@@ -72,6 +72,11 @@ def _as_str(a: Sequence | np.ndarray) -> np.ndarray:
     return arr.astype(str)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
 def load_embeddings(path: str | Path) -> Embeddings:
     """Read and validate an embeddings npz; every problem is an ``EmbeddingsError`` naming the file."""
     path = Path(path)
@@ -90,12 +95,14 @@ def load_embeddings(path: str | Path) -> Embeddings:
             arrays = {k: npz[k] for k in KEYS}
     except EmbeddingsError:
         raise
-    except ValueError as exc:  # object arrays need pickle, which we never load from a file
-        raise EmbeddingsError(
-            f"{path}: holds Python objects ({exc}); save labels/types/views as string arrays (np.asarray(x, dtype=str))"
-        ) from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise EmbeddingsError(f"{path}: not a readable .npz file ({exc})") from exc
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # object arrays need pickle, which we never load from a file
+            raise EmbeddingsError(
+                f"{path}: holds Python objects; save labels/types/views as string arrays (np.asarray(x, dtype=str))"
+            ) from None
+        raise EmbeddingsError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged member: BadZipFile, zlib.error, EOFError, OSError...
+        raise EmbeddingsError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
     return Embeddings(**arrays).validate(str(path))
 
 

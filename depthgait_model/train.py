@@ -35,10 +35,11 @@ from depthgait_model.convert import init_from_checkpoint
 from depthgait_model.data import GaitDataset, collate
 from depthgait_model.losses import GaitLoss
 from depthgait_model.model import DepthGait
+from depthgait_model.numerics import numerics_mismatch, numerics_record
 from depthgait_model.sampler import PKSampler
 from depthgait_model.train_eval import eval_ids, periodic_eval
 from depthgait_model.weight_init import init_weights
-from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.atomic import atomic_path, write_failure, write_text_atomic
 from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.manifest import Manifest
@@ -124,7 +125,8 @@ def _train(
 ) -> TrainResult:
     tc = run_cfg.train
     latest = out_dir / "ckpt.pt"
-    payload = _resume_payload(latest, run_cfg, resume)
+    numerics = numerics_record(dev, info.world_size)
+    payload = _resume_payload(latest, run_cfg, resume, numerics)
     torch.manual_seed(tc.seed)  # same initial weights on every rank
 
     dataset = GaitDataset(
@@ -169,7 +171,7 @@ def _train(
     if info.main:
         write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False))
     extra = {"data": str(data_path), "manifest": getattr(manifest, "name", str(manifest)),
-             "train_subjects": dataset.subjects, "world_size": info.world_size}
+             "train_subjects": dataset.subjects, "world_size": info.world_size, "numerics": numerics}
     if init is not None:
         extra["init"] = str(init)
 
@@ -264,8 +266,10 @@ def maybe_sync_bn(model: nn.Module, enabled: bool, world_size: int, device: torc
     return model
 
 
-def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint to continue from, after checking it belongs to this recipe."""
+def _resume_payload(
+    latest: Path, run_cfg: RunConfig, resume: bool, numerics: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The checkpoint to continue from, after checking it belongs to this recipe and this arithmetic."""
     if not resume:
         if latest.exists():
             raise InputError(f"{latest} exists: pass --resume to continue that run, or choose another --out")
@@ -283,6 +287,14 @@ def _resume_payload(latest: Path, run_cfg: RunConfig, resume: bool) -> dict[str,
             f"{latest} was trained with different settings ({', '.join(changed)}); resume with the same config "
             f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change) or start a new --out"
         )
+    stored_numerics = payload.get("extra", {}).get("numerics")
+    if numerics is not None and isinstance(stored_numerics, dict):
+        differs, how = numerics_mismatch(stored_numerics, numerics)
+        if differs:
+            raise InputError(
+                f"{latest}: resuming would not continue bit-for-bit ({'; '.join(differs)}); "
+                f"resume with {', '.join(how)}, or start a new --out"
+            )
     return payload
 
 
@@ -323,8 +335,17 @@ class MetricsLog:
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         if self.enabled:
-            with self.path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            try:
+                with self.path.open("a") as handle:
+                    end = handle.tell()
+                    try:
+                        handle.write(json.dumps(record) + "\n")
+                        handle.flush()
+                    except OSError:
+                        handle.truncate(end)  # no half record left behind
+                        raise
+            except OSError as exc:
+                raise write_failure(self.path, exc) from None
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
-
 from pipeline.errors import DepthgaitError
+from pipeline.formats.yaml_file import read_yaml_mapping
 
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "data_manifests"
 
@@ -149,7 +148,16 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
     if not path.is_file():
         shipped = ", ".join(sorted(p.stem for p in MANIFEST_DIR.glob("*.yaml")))
         raise ManifestError(f"no manifest {name_or_path!r} (shipped: {shipped}; or give a YAML path)")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml_mapping(path, ManifestError, "manifest keys", empty_ok=True)
+    try:
+        return _manifest_from(raw, path)
+    except (TypeError, ValueError, AttributeError, re.error) as exc:
+        if isinstance(exc, ManifestError):
+            raise
+        raise ManifestError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from exc
+
+
+def _manifest_from(raw: dict, path: Path) -> Manifest:
     _check_keys(raw, {"name", "naming", "views", "conditions", "split", "protocol"}, path, "")
     naming = raw.get("naming", {})
     _check_keys(naming, {"pattern", "skip", "extensions", "layout"}, path, "naming.")

@@ -22,8 +22,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
-from pipeline.errors import DepthgaitError
+from pipeline.atomic import WRITE_ERRNOS, atomic_path, write_failure
+from pipeline.errors import DepthgaitError, InputError
+from pipeline.formats.h5_writer import open_h5_for_writing
 from pipeline.geometry import FRAME_SIZE
 from pipeline.manifest import SequenceId
 
@@ -53,31 +54,77 @@ class AlignedSequence:
 
 
 class AlignedWriter:
-    """Write sequences into a new aligned file; the final name appears only after ``close()``."""
+    """Write sequences into a new aligned file; the final name appears only after ``close()``.
+
+    A full disk or a read-only folder raises :class:`FileWriteError` naming the file, from
+    ``__init__``, ``add`` or ``close``; the temporary file is then removed and nothing crashes.
+    """
 
     def __init__(self, path: str | Path, settings: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self._done = False
+        self._h5: h5py.File | None = None
+        self._guard = None
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._h5 = h5py.File(self._tmp, "w")
-        self._h5.attrs["format"] = FORMAT
-        self._h5.attrs["version"] = VERSION
-        self._h5.attrs["settings"] = json.dumps(settings or {}, sort_keys=True)
+        try:
+            self._h5, self._guard = open_h5_for_writing(self._tmp)
+            self._h5.attrs["format"] = FORMAT
+            self._h5.attrs["version"] = VERSION
+            self._h5.attrs["settings"] = json.dumps(settings or {}, sort_keys=True)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+                raise write_failure(self.path, exc) from None
+            raise
+        self._check()
+
+    def _check(self) -> None:
+        """Raise the first write error the guard saw (the file is then discarded)."""
+        if self._guard is not None and self._guard.error is not None:
+            error = self._guard.error
+            self.abort()
+            raise write_failure(self.path, error) from None
 
     def add(self, seq: AlignedSequence) -> None:
+        if self._h5 is None:
+            raise InputError(f"{self.path}: the writer is closed")
         group = self._h5.require_group(seq.id.key)
         opts = dict(compression="gzip", compression_opts=4, chunks=(max(1, min(len(seq.frames), 32)), FRAME_SIZE, FRAME_SIZE))
         group.create_dataset("sil", data=seq.sil, **opts)
         if seq.depth is not None:
             group.create_dataset("depth", data=seq.depth, **opts)
         group.create_dataset("frames", data=np.asarray(seq.frames, dtype=np.int32))
+        self._check()
 
     def close(self) -> None:
-        self._h5.close()
+        """Finish the file and rename it into place."""
+        if self._done:
+            return
+        try:
+            self._h5.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._h5 = None
+        self._guard.close()
+        self._check()
+        self._done = True
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        self._h5.close()
+        """Close quietly and remove the temporary file; the final name is untouched."""
+        if self._done:
+            return
+        self._done = True
+        h5, self._h5 = self._h5, None
+        try:
+            if h5 is not None:
+                h5.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
+        if self._guard is not None:
+            self._guard.close()
         try:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
         except RuntimeError:
@@ -104,21 +151,31 @@ class AlignedReader:
             self._h5 = h5py.File(self.path, "r")
         except OSError as exc:
             raise AlignedFormatError(f"{self.path}: not an HDF5 file ({exc})") from exc
-        fmt = self._h5.attrs.get("format")
-        if fmt != FORMAT:
-            raise AlignedFormatError(f"{self.path}: format attribute is {fmt!r}, expected {FORMAT!r}")
-        version = int(self._h5.attrs.get("version", -1))
-        if version != VERSION:
-            raise AlignedFormatError(f"{self.path}: version {version}, this depthgait reads version {VERSION}")
-        self.settings: dict[str, Any] = json.loads(self._h5.attrs.get("settings", "{}"))
+        try:
+            fmt = self._h5.attrs.get("format")
+            if fmt != FORMAT:
+                raise AlignedFormatError(f"{self.path}: format attribute is {fmt!r}, expected {FORMAT!r}")
+            version = int(self._h5.attrs.get("version", -1))
+            if version != VERSION:
+                raise AlignedFormatError(f"{self.path}: version {version}, this depthgait reads version {VERSION}")
+            self.settings: dict[str, Any] = json.loads(self._h5.attrs.get("settings", "{}"))
+        except AlignedFormatError:
+            self._h5.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged header: h5py raises OSError, KeyError, ...
+            self._h5.close()
+            raise AlignedFormatError(f"{self.path}: damaged aligned file ({_reason(exc)})") from None
 
     def ids(self) -> list[SequenceId]:
         """All sequence ids, sorted by (subject, condition, view)."""
         found: list[SequenceId] = []
-        for subject, s_group in self._h5.items():
-            for condition, c_group in s_group.items():
-                for view in c_group:
-                    found.append(SequenceId(subject, condition, view))
+        try:
+            for subject, s_group in self._h5.items():
+                for condition, c_group in s_group.items():
+                    for view in c_group:
+                        found.append(SequenceId(subject, condition, view))
+        except (OSError, KeyError, RuntimeError, AttributeError, ValueError) as exc:
+            raise AlignedFormatError(f"{self.path}: damaged aligned file, its index is unreadable ({_reason(exc)})") from None
         return sorted(found)
 
     def has_depth(self, seq: SequenceId) -> bool:
@@ -128,9 +185,16 @@ class AlignedReader:
         return int(self._h5[seq.key]["frames"].shape[0])
 
     def load(self, seq: SequenceId) -> AlignedSequence:
-        group = self._h5[seq.key]
-        depth = group["depth"][()] if "depth" in group else None
-        return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()])
+        try:
+            group = self._h5[seq.key]
+            depth = group["depth"][()] if "depth" in group else None
+            return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()])
+        except AlignedFormatError as exc:
+            raise AlignedFormatError(f"{self.path}: {exc}") from None
+        except KeyError as exc:  # absent, or its group or datasets cannot be opened any more
+            raise AlignedFormatError(f"{self.path}: sequence {seq.key} is missing or damaged ({_reason(exc)})") from None
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:  # a damaged chunk: inflate() failed, ...
+            raise AlignedFormatError(f"{self.path}: sequence {seq.key} is damaged ({_reason(exc)})") from None
 
     def __iter__(self) -> Iterator[AlignedSequence]:
         for seq in self.ids():
@@ -147,3 +211,9 @@ class AlignedReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """An h5py error in one line (its messages can carry HDF5's error stack)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.atomic import write_text_atomic
+from pipeline.atomic import FileWriteError, write_text_atomic
 from pipeline.errors import Failure, InputError
 from pipeline.formats.aligned import AlignedReader, AlignedSequence, AlignedWriter
 from pipeline.geometry import FRAME_SIZE
@@ -101,6 +101,8 @@ def export_opengait(
                     (folder / pkl_name(stale, seq_id.view)).unlink(missing_ok=True)
                 for name in names:
                     dump_array(arrays[name], folder / pkl_name(name, seq_id.view))
+            except FileWriteError as exc:  # a full disk or read-only folder: every further file would fail too
+                raise FileWriteError(exc.errno, f"{exc} (stopped after {result.exported} sequences; their files are complete)") from None
             except (OSError, ValueError, KeyError) as exc:
                 result.failed.append(Failure(seq_id.key, "export", str(exc)))
                 continue
