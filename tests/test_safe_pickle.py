@@ -165,9 +165,9 @@ def test_crafted_files_are_refused_with_their_reason(name: str) -> None:
 
 
 def test_bounds_on_opcodes_file_size_and_surprises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.interop.safe_pickle as sp
+    import pipeline.interop.pickle_machine as machine
 
-    monkeypatch.setattr(sp, "MAX_OPCODES", 500)
+    monkeypatch.setattr(machine, "MAX_OPCODES", 500)
     with pytest.raises(UnsafePickleError, match="more than 500 opcodes"):
         loads(pickle.dumps(list(range(1000))))
     path = tmp_path / "big.pkl"
@@ -178,7 +178,7 @@ def test_bounds_on_opcodes_file_size_and_surprises(tmp_path: Path, monkeypatch: 
     def broken(*args, **kwargs):  # any exception inside one load is that file's failure
         raise SystemError("error return without exception set")
 
-    monkeypatch.setattr(sp.np, "frombuffer", broken)
+    monkeypatch.setattr(np, "frombuffer", broken)
     with pytest.raises(PickleLoadError, match="big.pkl: not a readable pickle .SystemError"):
         load_pickle(path)
 
