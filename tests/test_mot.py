@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.tools.mot import Track, box_iou, evaluate_tracks
+from pipeline.tools.mot import Track, box_iou, evaluate_tracks, track_from_cache
 
 T = 10
 
@@ -87,3 +87,47 @@ def test_bad_tracks_are_clear_errors() -> None:
         evaluate_tracks(truth, [follow(truth, 0, 1, [0]), follow(truth, 1, 1, [0])])
     with pytest.raises(InputError, match="2 frames but 1 boxes"):
         Track(1, [0, 1], [[0, 0, 1, 1]])
+
+
+def test_track_from_cache_pastes_the_silhouette_back() -> None:
+    from pipeline.formats.video_cache import VideoCache
+    from pipeline.geometry import CANVAS, pack_mask
+
+    frame = np.zeros((60, 80), bool)
+    frame[25:45, 14:30] = True  # inside the crop box x 10..34, y 20..52 (24 x 32: scales x4 onto the canvas)
+    packed, size = pack_mask(frame[20:52, 10:34])
+    cache = VideoCache(video="v.avi", subject="s", condition="c", view="090", fps=25.0, width=80, height=60,
+                       n_frames=3, fingerprint="", settings={}, depth_near_is_large=False, frames=[2],
+                       box=[[14, 25, 30, 45]], score=[1.0], crop_box=[[10, 20, 34, 52]], crop_size=[size],
+                       mask=packed[None], depth=np.zeros((1, *CANVAS)))
+    track = track_from_cache(cache, track_id=4)
+    assert track.track_id == 4 and track.frames.tolist() == [2]
+    assert np.array_equal(track.masks[0], frame)
+
+
+def test_bench_takes_any_extract_step(tmp_path) -> None:
+    """bench_crowd's plug: a step that returns the truth itself scores perfectly on a rendered crowd."""
+    import importlib.util
+    from pathlib import Path
+
+    from pipeline.synthetic.crowd import generate_crowds, read_crowd_truth
+
+    spec = importlib.util.spec_from_file_location("bench_crowd", Path(__file__).parent.parent / "bench" / "bench_crowd.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    generate_crowds(tmp_path, people=2, frames=12, size=(96, 72), quiet=True, backgrounds=False)
+
+    def oracle(video: Path) -> list[Track]:
+        truth = read_crowd_truth(tmp_path / "truth" / f"{video.stem}.h5")
+        tracks = []
+        for p, boxes in enumerate(truth.boxes):
+            seen = np.flatnonzero(~np.isnan(boxes[:, 0]))
+            tracks.append(Track(10 + p, seen, boxes[seen], truth.person[seen] == p + 1))
+        return tracks
+
+    rows, fps = bench.run_bench(tmp_path, oracle)
+    assert len(rows) == 1 and fps > 0
+    assert rows[0]["mota"] == 1.0 and rows[0]["idf1"] == 1.0 and rows[0]["num_switches"] == 0
+    assert [t["mask_iou"] for t in rows[0]["tracks"]] == [1.0, 1.0]
+    summary = bench.summarise(rows)
+    assert summary["walkers_followed"] == 2 and summary["spare_tracks_max"] == 0

@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 
 from pipeline.errors import DepthgaitError, InputError
+from pipeline.formats.video_cache import VideoCache
+from pipeline.geometry import unpack_canvas
 
 HIT_IOU = 0.6  # a frame is followed when the track's box has at least this IoU with the walker's
 MATCH_IOU = 0.5  # the MOT benchmarks' matching threshold for MOTA / IDF1
@@ -41,6 +44,19 @@ class Track:
             raise InputError(f"track {self.track_id}: a frame appears twice")
         if self.masks is not None and len(self.masks) != len(self.frames):
             raise InputError(f"track {self.track_id}: {len(self.frames)} frames but {len(self.masks)} masks")
+
+
+def track_from_cache(cache: VideoCache, track_id: int = 0, masks: bool = True) -> Track:
+    """A cache's kept frames as a track; its canvas silhouettes pasted back into full frames."""
+    full = None
+    if masks:
+        full = np.zeros((len(cache), cache.height, cache.width), bool)
+        for i, (packed, size, (x0, y0, x1, y1)) in enumerate(zip(cache.mask, cache.crop_size, cache.crop_box,
+                                                                 strict=True)):
+            crop = unpack_canvas(packed, size)
+            if crop.size:
+                full[i, y0:y1, x0:x1] = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 127
+    return Track(track_id, cache.frames, cache.box, full)
 
 
 @dataclass
