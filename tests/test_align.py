@@ -315,11 +315,11 @@ def test_a_run_killed_midway_leaves_no_file_and_the_rerun_completes(tmp_path: Pa
         make_cache(tmp_path, SequenceId(f"00{i}", "nm-01", "090"), n_frames=5)
     real, calls = runner.align_cache, []
 
-    def dying(path, settings):
+    def dying(path, settings, *args):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt  # the user pressed Ctrl-C on the second sequence
-        return real(path, settings)
+        return real(path, settings, *args)
 
     monkeypatch.setattr(runner, "align_cache", dying)
     with pytest.raises(KeyboardInterrupt):

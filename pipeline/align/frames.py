@@ -197,16 +197,17 @@ def align_canvas(
 
 
 def align_video_cache(
-    cache: VideoCache, settings: AlignSettings | None = None, with_depth: bool = True
+    cache: VideoCache, settings: AlignSettings | None = None, with_depth: bool = True, *, cwd: str | None = None
 ) -> tuple[AlignedSequence | None, np.ndarray]:
     """One per-video cache -> its aligned sequence (None when too short) and ``kept`` bool [T].
 
     The one path from a cache to aligned frames: ``align``, inference on videos and the tests use it.
     The sequence keeps each kept frame's source box, the video's absolute path and the cache's
-    track number (``track``, 0 when the cache has none: one person per video).
+    track number (``track``, 0 when the cache has none: one person per video). A relative video
+    path is resolved against ``cwd`` (default: the current folder; see ``absolute_video``).
     """
     return align_canvas(
         cache.id, cache.mask, cache.depth if with_depth else None, cache.crop_size, cache.frames,
-        cache.depth_near_is_large, settings, boxes=cache.box, video=absolute_video(cache),
+        cache.depth_near_is_large, settings, boxes=cache.box, video=absolute_video(cache, cwd),
         track=int(getattr(cache, "track", 0) or 0),
     )
