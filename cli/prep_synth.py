@@ -52,7 +52,7 @@ def synth(out_dir: str, subjects: int, people: int | None, scenes: int, views: s
     from --conditions.
 
     \b
-    Examples:
+    Example:
       depthgait-prep synth videos/ --subjects 2 --views 000,090 --conditions nm-01,bg-01,cl-01 --frames 30
       depthgait-prep synth crowds/ --people 3 --scenes 2 --views 090 --frames 80
     """
