@@ -252,3 +252,17 @@ def test_annotate_video_writes_every_frame_and_draws_only_tracked_ones(tmp_path:
     assert drawn == [False, False, False, True, True, True, False, False, False]
     with pytest.raises(ValueError, match="must end in"):
         annotate_video(src, tmp_path / "out.gif", [track])
+
+
+def test_identify_on_a_synthetic_crowd_annotates_every_frame(trained, gallery, tmp_path: Path) -> None:
+    """Three gallery subjects walking at once: today's extract follows one of them (phase B: all)."""
+    from pipeline.synthetic.crowd import generate_crowds
+
+    (video,) = generate_crowds(tmp_path, people=3, frames=20, size=(160, 120), quiet=True)
+    out = tmp_path / "crowd.mp4"
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(video), "--json", "--save-video",
+                                         str(out), *_common(trained)])
+    assert res.exit_code == 0, res.output
+    tracks = json.loads(res.stdout)["tracks"]
+    assert len(tracks) == 1 and tracks[0]["identity"] in SUBJECTS
+    assert len(decode_frames(out)) == len(decode_frames(video)) == 20
