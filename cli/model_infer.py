@@ -73,32 +73,52 @@ def embed(
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
+@click.option("--max-distance", type=click.FloatRange(min=0), default=None,
+              help="Open set: a track whose nearest identity is farther than this is 'unknown'.")
+@click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the input with each person's box, track id and identity drawn (.mp4 or .avi).")
+@click.option("--json", "as_json", is_flag=True, help="Print the tracks and their rankings as JSON.")
 @extract_options
 @manifest_option
 @quiet_option
 @handle_errors
 def identify(
-    checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, as_json: bool,
-    extract_settings: ExtractSettings, manifest: str, quiet: bool,
+    checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, max_distance: float | None,
+    save_video: Path | None, as_json: bool, extract_settings: ExtractSettings, manifest: str, quiet: bool,
 ) -> None:
-    """Print the gallery identities closest to the person walking in VIDEO.
+    """Rank every person track of VIDEO against the gallery identities.
 
     \b
     Example:
       depthgait identify --checkpoint runs/small-cpu/ckpt.pt --gallery gallery.npz walk.mp4 --top-k 5
-    Exit code 1 when the video holds no usable person.
+      depthgait identify --checkpoint ckpt.pt --gallery g.npz plaza.avi --max-distance 0.8 --save-video out.mp4 --json
+    The gallery must come from `depthgait embed` with the same checkpoint (it records the model's
+    fingerprint). Exit code 1 when the video holds no usable person.
     """
+    from depthgait_model.annotate import AnnotatedTrack, annotate_video
     from depthgait_model.embeddings import load_embeddings
+    from depthgait_model.identify import identify_json
     from depthgait_model.infer import identify_video
     from pipeline.manifest import load_manifest
 
     gallery_emb = load_embeddings(gallery)
     inf = _inference(checkpoint, extract_settings, quiet)
-    matches = identify_video(inf, gallery_emb, video, load_manifest(manifest), top_k, metric)
+    warning = inf.check_gallery(gallery_emb, str(gallery))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    probes, tracks = identify_video(inf, gallery_emb, video, load_manifest(manifest), top_k, metric, max_distance)
+    if save_video is not None:
+        drawn = [AnnotatedTrack(p.track_id, p.frames, p.boxes, t.label) for p, t in zip(probes, tracks, strict=True)]
+        written = annotate_video(video, save_video, drawn)
+        click.echo(f"wrote {save_video} ({written} frames)", err=as_json)
     if as_json:
-        click.echo(json.dumps({"video": str(video), "metric": metric, "matches": [m.__dict__ for m in matches]}, indent=2))
+        click.echo(json.dumps(identify_json(str(video), tracks, metric, max_distance), indent=2))
         return
-    click.echo(f"{video}: closest of {len(set(gallery_emb.labels))} gallery subjects ({metric} distance)")
-    for rank, m in enumerate(matches, 1):
-        click.echo(f"{rank:>3}. {m.label:<12} {m.distance:10.4f}   (nearest sequence {m.type} {m.view})")
+    click.echo(f"{video}: {len(tracks)} track(s) against {len(set(gallery_emb.labels))} gallery subjects "
+               f"({metric} distance)")
+    for t in tracks:
+        span = ", ".join(f"{v:.0f}" for v in t.box_span)
+        click.echo(f"track {t.track}: frames {t.frames['first']}-{t.frames['last']} ({t.frames['count']}), "
+                   f"box span [{span}]: {t.identity}")
+        for rank, m in enumerate(t.matches, 1):
+            click.echo(f"{rank:>3}. {m.label:<12} {m.distance:10.4f}   (nearest sequence {m.type} {m.view})")

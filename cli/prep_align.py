@@ -110,7 +110,8 @@ def show(sequence: str, data: Path | None, cache: Path, out: Path | None, max_fr
     """Write a PNG contact sheet of one aligned sequence (SUBJECT/CONDITION/VIEW).
 
     Aligned silhouette and depth side by side per frame, and the raw frames with the person box
-    and mask when the video is still where the cache says it is.
+    (the aligned file stores the video's absolute path and the boxes, so this works from any
+    folder) and, when the extract cache is at hand, the silhouette tinted green.
 
     \b
     Example:

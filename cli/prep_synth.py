@@ -21,6 +21,10 @@ def _size(value: str) -> tuple[int, int]:
 @click.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--subjects", type=click.IntRange(1, 999), default=3, show_default=True, help="Subjects 001..N.")
+@click.option("--people", type=click.IntRange(1, 254), default=None,
+              help="Render crowds instead: N different subjects walking at once per scene (scene-K-VVV.avi).")
+@click.option("--scenes", type=click.IntRange(1, 999), default=1, show_default=True,
+              help="With --people: how many scenes (scene K holds subjects (K-1)*N+1 .. K*N).")
 @click.option("--views", default="000,018,036,054,072,090,108,126,144,162,180", show_default=True,
               help="Walking-direction azimuths (CASIA-B: 000 towards the camera, 090 across, 180 away).")
 @click.option("--conditions", default="nm-01,nm-02,nm-03,nm-04,nm-05,nm-06,bg-01,bg-02,cl-01,cl-02",
@@ -36,16 +40,33 @@ def _size(value: str) -> tuple[int, int]:
 @workers_option
 @quiet_option
 @handle_errors
-def synth(out_dir: str, subjects: int, views: str, conditions: str, frames: int, size: str, seed: int,
+def synth(out_dir: str, subjects: int, people: int | None, scenes: int, views: str, conditions: str, frames: int, size: str, seed: int,
           codec: str, overwrite: bool, backgrounds: bool, workers: int, quiet: bool) -> None:
     """Render people walking past a fixed camera as OUT_DIR/SSS-CC-NN-VVV.avi, with ground truth
     (box, mask, depth in metres) in OUT_DIR/truth/SSS-CC-NN-VVV.h5.
 
+    With --people N, render crowds: N subjects walk at once in different directions and speeds,
+    entering, leaving and hiding each other, as OUT_DIR/scene-K-VVV.avi with truth (per-pixel
+    person id, per-walker boxes, depth) in OUT_DIR/truth/scene-K-VVV.h5. A view turns the scene
+    about its centre (090: walkers mostly cross the picture). Each walker's condition is drawn
+    from --conditions.
+
     \b
     Example:
       depthgait-prep synth videos/ --subjects 2 --views 000,090 --conditions nm-01,bg-01,cl-01 --frames 30
+      depthgait-prep synth crowds/ --people 3 --scenes 2 --views 090 --frames 80
     """
     from pipeline.synthetic.dataset import generate_dataset
+
+    if people is not None:
+        from pipeline.synthetic.crowd import generate_crowds
+
+        paths = generate_crowds(out_dir, people=people, scenes=scenes, views=_csv(views),
+                                conditions=_csv(conditions), frames=frames, size=_size(size), seed=seed,
+                                workers=workers, quiet=quiet, overwrite=overwrite, codec=codec,
+                                backgrounds=backgrounds)
+        click.echo(f"{len(paths)} crowd videos of {people} people in {out_dir} (ground truth in {out_dir}/truth)")
+        return
 
     paths = generate_dataset(out_dir, subjects=subjects, views=_csv(views), conditions=_csv(conditions),
                              frames=frames, size=_size(size), seed=seed, workers=workers, quiet=quiet,

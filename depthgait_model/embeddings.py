@@ -35,6 +35,7 @@ class Embeddings:
     labels: np.ndarray  # str [N]: subject
     types: np.ndarray  # str [N]: condition ("nm-05")
     views: np.ndarray  # str [N]: view ("090")
+    fingerprint: str | None = None  # of the model that made them (``depthgait_model.identify.model_fingerprint``)
 
     def __post_init__(self) -> None:
         self.labels, self.types, self.views = (_as_str(a) for a in (self.labels, self.types, self.views))
@@ -93,6 +94,7 @@ def load_embeddings(path: str | Path) -> Embeddings:
                     f"needs: {', '.join(KEYS)})"
                 )
             arrays = {k: npz[k] for k in KEYS}
+            fingerprint = str(npz["fingerprint"]) if "fingerprint" in npz.files else None
     except EmbeddingsError:
         raise
     except ValueError as exc:
@@ -103,7 +105,7 @@ def load_embeddings(path: str | Path) -> Embeddings:
         raise EmbeddingsError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - a damaged member: BadZipFile, zlib.error, EOFError, OSError...
         raise EmbeddingsError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
-    return Embeddings(**arrays).validate(str(path))
+    return Embeddings(**arrays, fingerprint=fingerprint).validate(str(path))
 
 
 def save_embeddings(path: str | Path, emb: Embeddings) -> Path:
@@ -112,7 +114,9 @@ def save_embeddings(path: str | Path, emb: Embeddings) -> Path:
     emb.validate(str(path))
     with atomic_path(path) as tmp:
         with tmp.open("wb") as handle:
-            np.savez_compressed(handle, embeddings=emb.embeddings, labels=emb.labels, types=emb.types, views=emb.views)
+            extra = {} if emb.fingerprint is None else {"fingerprint": np.asarray(emb.fingerprint)}
+            np.savez_compressed(handle, embeddings=emb.embeddings, labels=emb.labels, types=emb.types, views=emb.views,
+                                **extra)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Use a trained model on people's own videos: ``embed`` a gallery, ``identify`` a probe video.
+"""Use a trained model on people's own videos: ``embed`` a gallery, ``identify`` the people of a video.
 
 The whole chain runs in memory, with the same code as the offline pipeline: ``pipeline.extract``
 (decode, detect, one track, segment, depth on the crop), ``pipeline.align`` (OpenGait alignment
@@ -9,7 +9,7 @@ Nothing is written between the stages. The network and the extract models are lo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,22 @@ import numpy as np
 from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings, embed_aligned
+from depthgait_model.identify import (  # Match and rank_identities are re-exported for older callers
+    Match,
+    TrackIdentity,
+    TrackProbe,
+    check_gallery,
+    model_fingerprint,
+    rank_identities,
+    rank_tracks,
+)
 from pipeline.align.frames import AlignSettings, align_video_cache
 from pipeline.errors import DepthgaitError, Failure, InputError
 from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import Manifest, ManifestError, SequenceId
+
+__all__ = ["Inference", "Match", "NoPersonError", "embed_inputs", "identify_video", "rank_identities"]
 
 ALIGNED_SUFFIXES = (".h5", ".hdf5")
 
@@ -50,14 +61,6 @@ class MemoryReader:
         return self._seqs[seq]
 
 
-@dataclass
-class Match:
-    label: str  # gallery subject
-    distance: float  # smallest distance to any of that subject's gallery sequences
-    type: str  # condition of the closest gallery sequence
-    view: str  # view of the closest gallery sequence
-
-
 class Inference:
     """A trained model plus the extract models; both loaded once, used for many videos.
 
@@ -82,7 +85,20 @@ class Inference:
         self.extract = extract or ExtractSettings(device=device)
         self.align = align or AlignSettings()
         self.which, self.quiet = which, quiet
+        self.checkpoint = Path(checkpoint)
         self._models: Any = None
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's fingerprint, recorded in every gallery it embeds (``depthgait_model.identify``)."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model, self.run_config, self.which)
+        return self._fingerprint
+
+    def check_gallery(self, gallery: Embeddings, name: str) -> str | None:
+        """Refuse a gallery embedded by another model; a warning line when it records none."""
+        return check_gallery(gallery, self.fingerprint, name, str(self.checkpoint))
 
     @property
     def uses_depth(self) -> bool:
@@ -97,7 +113,11 @@ class Inference:
 
     # ---- one video -> one aligned sequence ---------------------------------------------------------
     def sequence_from_video(self, video: str | Path, seq: SequenceId) -> AlignedSequence:
-        """Detect, segment, estimate depth and align one video in memory; ``NoPersonError`` when unusable."""
+        """The video's person as one aligned sequence (its first track: a gallery video holds one walker)."""
+        return self.tracks_from_video(video, seq)[0].sequence
+
+    def tracks_from_video(self, video: str | Path, seq: SequenceId) -> list[TrackProbe]:
+        """Every usable person track of one video (today's extract keeps one: the longest, largest)."""
         video = Path(video)
         if not video.is_file():
             raise FileNotFoundError(f"{video}: no such video")
@@ -113,7 +133,17 @@ class Inference:
                 f"{video}: no usable person: {int(kept.sum())} of {cache.n_frames} frames hold a usable silhouette "
                 f"(at least {self.align.min_frames} needed)"
             )
-        return aligned
+        return [TrackProbe(aligned.track, aligned, cache.frames, cache.box)]
+
+    def identify_tracks(self, probes: Sequence[TrackProbe], gallery: Embeddings, top_k: int = 5,
+                        metric: str = "euc", max_distance: float | None = None) -> list[TrackIdentity]:
+        """Embed every track's sequence and rank it against the gallery."""
+        if not probes:
+            return []
+        # Tracks of one video may share a sequence id; embed them under distinct ones.
+        seqs = [replace(p.sequence, id=SequenceId(f"track-{i}", "probe", "probe")) for i, p in enumerate(probes)]
+        emb = self.embed_sequences(seqs)
+        return rank_tracks(probes, emb.embeddings, gallery, top_k, metric, max_distance)
 
     # ---- embeddings -----------------------------------------------------------------------------------
     def embed_sequences(self, seqs: Sequence[AlignedSequence], name: str = "<videos>") -> Embeddings:
@@ -185,38 +215,20 @@ def embed_inputs(inf: Inference, inputs: Sequence[str | Path], manifest: Manifes
     if not parts:
         first = failed[0].error if failed else "no inputs"
         raise InputError(f"nothing to embed: {first}")
-    return EmbedResult(concat(parts), failed)
+    embeddings = concat(parts)
+    embeddings.fingerprint = inf.fingerprint  # a gallery names the model that made it
+    return EmbedResult(embeddings, failed)
 
 
 # ---- identification -------------------------------------------------------------------------------
-def rank_identities(probe: np.ndarray, gallery: Embeddings, top_k: int = 5, metric: str = "euc") -> list[Match]:
-    """Gallery subjects ordered by their closest sequence to ``probe`` ([C, P] or [D]); the first ``top_k``."""
-    from depthgait_model.metrics import distance_matrix
-
-    if top_k < 1:
-        raise InputError(f"top-k must be >= 1, got {top_k}")
-    dist = distance_matrix(probe[None], gallery.embeddings, metric)[0].cpu().numpy()  # [M]
-    best: dict[str, int] = {}
-    for i in np.argsort(dist, kind="stable"):
-        best.setdefault(str(gallery.labels[i]), int(i))
-    ranked = list(best.items())[:top_k]
-    return [Match(label, float(dist[i]), str(gallery.types[i]), str(gallery.views[i])) for label, i in ranked]
-
-
 def identify_video(
     inf: Inference, gallery: Embeddings, video: str | Path, manifest: Manifest | None = None,
-    top_k: int = 5, metric: str = "euc",
-) -> list[Match]:
-    """Top-k gallery identities for the person walking in ``video``; ``NoPersonError`` when there is none."""
+    top_k: int = 5, metric: str = "euc", max_distance: float | None = None,
+) -> tuple[list[TrackProbe], list[TrackIdentity]]:
+    """Every person track of ``video`` and its ranking against the gallery; ``NoPersonError`` when there is none."""
     video = Path(video)
-    seq = _probe_id(video, manifest)
-    probe = inf.embed_sequences([inf.sequence_from_video(video, seq)], str(video))
-    if probe.embeddings.shape[1:] != gallery.embeddings.shape[1:]:
-        raise InputError(
-            f"gallery embeddings are {list(gallery.embeddings.shape[1:])} but this model gives "
-            f"{list(probe.embeddings.shape[1:])}: the gallery was made with another model"
-        )
-    return rank_identities(probe.embeddings[0], gallery, top_k, metric)
+    probes = inf.tracks_from_video(video, _probe_id(video, manifest))
+    return probes, inf.identify_tracks(probes, gallery, top_k, metric, max_distance)
 
 
 def _probe_id(video: Path, manifest: Manifest | None) -> SequenceId:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline.align.batch import AlignReport, report_path, run_align
-from pipeline.align.frames import AlignSettings, align_frames, normalise_depth
+from pipeline.align.frames import AlignSettings, align_canvas, align_frames, align_video_cache, normalise_depth
 from pipeline.formats.aligned import AlignedReader
 from pipeline.formats.video_cache import VideoCache, cache_path, write_video_cache
 from pipeline.geometry import FRAME_SIZE as OUT_SIZE
@@ -315,11 +315,11 @@ def test_a_run_killed_midway_leaves_no_file_and_the_rerun_completes(tmp_path: Pa
         make_cache(tmp_path, SequenceId(f"00{i}", "nm-01", "090"), n_frames=5)
     real, calls = runner.align_cache, []
 
-    def dying(path, settings):
+    def dying(path, settings, *args):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt  # the user pressed Ctrl-C on the second sequence
-        return real(path, settings)
+        return real(path, settings, *args)
 
     monkeypatch.setattr(runner, "align_cache", dying)
     with pytest.raises(KeyboardInterrupt):
@@ -327,3 +327,35 @@ def test_a_run_killed_midway_leaves_no_file_and_the_rerun_completes(tmp_path: Pa
     assert not (tmp_path / "aligned.h5").exists() and not list(tmp_path.glob(".tmp-*"))
     monkeypatch.setattr(runner, "align_cache", real)
     assert len(run_align(tmp_path, quiet=True).by_status("ok")) == 3
+
+
+def test_aligned_sequences_keep_source_box_absolute_video_and_track(tmp_path: Path, monkeypatch) -> None:
+    """The box of every kept frame, the video as an absolute path, track 0 for a one-person cache."""
+    from dataclasses import replace
+
+    from pipeline.formats.video_cache import read_video_cache
+
+    seq_id = SequenceId("001", "nm-01", "090")
+    work = tmp_path / "work"
+    (work / "clips").mkdir(parents=True)
+    (work / "clips" / "a walk.avi").write_bytes(b"")
+    path = make_cache(work / "cache", seq_id, n_frames=7, empty=(1, 4), video="clips/a walk.avi")
+    cache = read_video_cache(path)
+    boxes = np.stack([[10 + t, 20, 80 + t, 200 + t] for t in range(7)]).astype(np.float32)
+    write_video_cache(path, replace(cache, box=boxes))
+
+    monkeypatch.chdir(tmp_path)  # not where extract ran: the folder holding the cache folder is
+    report = run_align(work / "cache", quiet=True)
+    assert [s.kept for s in report.sequences] == [5]
+    with AlignedReader(work / "cache" / "aligned.h5") as reader:
+        seq = reader.load(seq_id)
+    np.testing.assert_array_equal(seq.box, boxes[[0, 2, 3, 5, 6]])
+    assert seq.video == str((work / "clips" / "a walk.avi").resolve()) and seq.track == 0
+
+    monkeypatch.chdir(work)  # where extract ran
+    aligned, _ = align_video_cache(read_video_cache(Path("cache/videos/001/nm-01/090.h5")))
+    assert Path(aligned.video).is_absolute() and Path(aligned.video) == (work / "clips" / "a walk.avi").resolve()
+    # the old call, without boxes, still works and stores none
+    c = read_video_cache(path)
+    plain, kept = align_canvas(seq_id, c.mask, c.depth, c.crop_size, c.frames, True)
+    assert plain.box is None and plain.video is None and kept.sum() == 5

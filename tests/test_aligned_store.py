@@ -64,3 +64,29 @@ def test_wrong_shapes_and_foreign_files_are_clear_errors(tmp_path):
         AlignedReader(other)
     with pytest.raises(AlignedFormatError, match="align"):
         AlignedReader(tmp_path / "missing.h5")
+
+
+def test_box_video_and_track_round_trip_and_old_files_still_read(tmp_path):
+    base = _seq("003", 4)
+    box = np.arange(16, dtype=np.float32).reshape(4, 4)
+    seq = AlignedSequence(base.id, base.sil, base.depth, base.frames, box=box, video="/data/plaza 2.avi", track=3)
+    path = tmp_path / "aligned.h5"
+    with AlignedWriter(path) as writer:
+        writer.add(seq)
+        writer.add(_seq("004", 2))
+    with AlignedReader(path) as reader:
+        back = reader.load(seq.id)
+        assert back.video == "/data/plaza 2.avi" and back.track == 3
+        np.testing.assert_array_equal(back.box, box)
+        plain = reader.load(SequenceId("004", "nm-01", "090"))
+        assert plain.box is None and plain.video is None and plain.track == 0
+    with h5py.File(path, "a") as h5:  # a file written before box, video and track existed
+        del h5["003/nm-01/090/box"]
+        del h5["003/nm-01/090"].attrs["video"]
+        del h5["003/nm-01/090"].attrs["track"]
+    with AlignedReader(path) as reader:
+        old = reader.load(seq.id)
+        assert old.box is None and old.video is None and old.track == 0
+        np.testing.assert_array_equal(old.sil, seq.sil)
+    with pytest.raises(AlignedFormatError, match=r"box must be \[4, 4\]"):
+        AlignedSequence(base.id, base.sil, base.depth, base.frames, box=box[:3])

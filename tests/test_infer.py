@@ -82,12 +82,14 @@ def test_embed_videos_then_identify_held_out_probe(trained, gallery) -> None:
         res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--top-k", "3", "--json",
                                         *_common(trained)])
         assert res.exit_code == 0, res.output
-        ranking = json.loads(res.output)["matches"]
-        assert ranking[0]["label"] == subject, ranking
+        (track,) = json.loads(res.output)["tracks"]  # one walker per video
+        ranking = track["matches"]
+        assert ranking[0]["label"] == subject and track["identity"] == subject, ranking
         assert sorted(m["label"] for m in ranking) == list(SUBJECTS)
         assert ranking[0]["distance"] <= ranking[1]["distance"] <= ranking[2]["distance"]
     res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), *_common(trained)])
-    assert res.exit_code == 0 and res.output.splitlines()[1].split()[:2] == ["1.", "003"]
+    assert res.exit_code == 0 and res.output.splitlines()[2].split()[:2] == ["1.", "003"]
+    assert res.output.splitlines()[1].startswith("track 0: frames ") and res.output.splitlines()[1].endswith(": 003")
 
 
 def test_video_chain_matches_the_offline_pipeline(trained, gallery) -> None:
@@ -144,3 +146,123 @@ def test_help_has_examples() -> None:
     for command in ("embed", "identify"):
         res = CliRunner().invoke(depthgait, [command, "--help"])
         assert res.exit_code == 0 and "Example" in res.output and "--device" in res.output
+
+
+def decode_frames(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+def test_identify_open_set_json_and_annotated_video(trained, gallery, tmp_path: Path) -> None:
+    probe = trained["probes"] / f"002-{PROBE}-090.avi"
+    out = tmp_path / "annotated.mp4"
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--json", "--max-distance",
+                                         "0", "--save-video", str(out), *_common(trained)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["max_distance"] == 0.0 and len(result["tracks"]) == 1  # one entry per track
+    (track,) = result["tracks"]
+    assert track["identity"] == "unknown" and track["matches"][0]["distance"] > 0  # nobody is that close
+    assert track["track"] == 0 and 0 <= track["frames"]["first"] < track["frames"]["last"] < 20
+    x0, y0, x1, y1 = track["box_span"]
+    assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 120
+    frames, source = decode_frames(out), decode_frames(probe)
+    assert len(frames) == len(source) == 20  # every input frame, decodable
+    first, last = track["frames"]["first"], track["frames"]["last"]
+    changed = [np.abs(a.astype(int) - b.astype(int)).max() > 60 for a, b in zip(frames, source, strict=True)]
+    assert all(changed[first:last + 1]) and not any(changed[:first] + changed[last + 1:])  # drawn where tracked
+
+
+def test_a_gallery_of_another_checkpoint_is_refused(trained, gallery, tmp_path: Path) -> None:
+    import torch
+
+    from depthgait_model.embeddings import save_embeddings
+
+    payload = torch.load(trained["ckpt"], map_location="cpu", weights_only=True)
+    name = next(k for k, v in payload["model"].items() if v.is_floating_point())
+    payload["model"][name] = payload["model"][name] + 0.01
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    probe = trained["probes"] / f"001-{PROBE}-090.avi"
+    args = _common(trained)
+    args[1] = str(other)
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), *args])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "embedded by another model" in res.output and len(res.output.strip().splitlines()) == 1
+    # a gallery from before fingerprints: a warning, then the ranking
+    old = load_embeddings(gallery)
+    old.fingerprint = None
+    save_embeddings(tmp_path / "old.npz", old)
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(tmp_path / "old.npz"), str(probe), *_common(trained)])
+    assert res.exit_code == 0 and "records no model fingerprint" in res.stderr
+
+
+def test_fingerprint_follows_the_weights(trained) -> None:
+    from depthgait_model.checkpoint import load_model
+    from depthgait_model.identify import model_fingerprint
+
+    model, cfg, _ = load_model(trained["ckpt"])
+    again, _, _ = load_model(trained["ckpt"])
+    assert model_fingerprint(model, cfg) == model_fingerprint(again, cfg) == load_embeddings(
+        trained["root"] / "gallery.npz").fingerprint
+    assert model_fingerprint(model, cfg, which="bnneck") != model_fingerprint(model, cfg)
+    next(again.parameters()).data.add_(1e-3)
+    assert model_fingerprint(again, cfg) != model_fingerprint(model, cfg)
+
+
+def test_rank_tracks_gives_one_entry_per_track_and_unknowns() -> None:
+    from depthgait_model.identify import TrackProbe, identify_json, rank_tracks
+    from pipeline.formats.aligned import AlignedSequence
+    from pipeline.manifest import SequenceId
+
+    gallery = Embeddings(embeddings=np.array([[0.0, 0.0], [4.0, 0.0]], np.float32), labels=np.array(["a", "b"]),
+                         types=np.array(["nm-01", "nm-01"]), views=np.array(["090", "090"]))
+    seq = AlignedSequence(SequenceId("p", "probe", "probe"), np.zeros((2, 64, 64), np.uint8), None, np.arange(2))
+    probes = [TrackProbe(3, seq, [5, 9, 7], [[10, 20, 30, 60], [12, 18, 33, 61], [11, 19, 31, 62]]),
+              TrackProbe(8, seq, [0, 1], [[0, 0, 5, 5], [1, 1, 6, 6]])]
+    tracks = rank_tracks(probes, np.array([[0.5, 0.0], [2.5, 0.0]], np.float32), gallery, top_k=2, max_distance=1.0)
+    assert [(t.track, t.identity) for t in tracks] == [(3, "a"), (8, "unknown")]  # 2.5 from b, 1.0 allowed
+    assert tracks[0].frames == {"first": 5, "last": 9, "count": 3} and tracks[0].box_span == [10, 18, 33, 62]
+    assert [m.label for m in tracks[1].matches] == ["b", "a"] and tracks[1].matches[0].distance == pytest.approx(1.5)
+    assert tracks[0].label == "a 0.50"
+    doc = json.loads(json.dumps(identify_json("v.avi", tracks, "euc", 1.0)))
+    assert [t["track"] for t in doc["tracks"]] == [3, 8] and doc["tracks"][1]["matches"][0]["label"] == "b"
+
+
+def test_annotate_video_writes_every_frame_and_draws_only_tracked_ones(tmp_path: Path) -> None:
+    from depthgait_model.annotate import AnnotatedTrack, annotate_video
+
+    src = tmp_path / "in put.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 25, (96, 64))
+    for _ in range(9):
+        writer.write(np.full((64, 96, 3), 100, np.uint8))
+    writer.release()
+    track = AnnotatedTrack(2, [3, 4, 5], [[20, 20, 50, 60]] * 3, "001 0.42")
+    assert annotate_video(src, tmp_path / "out.mp4", [track]) == 9
+    frames = decode_frames(tmp_path / "out.mp4")
+    assert len(frames) == 9
+    drawn = [np.abs(f.astype(int) - 100).max() > 60 for f in frames]
+    assert drawn == [False, False, False, True, True, True, False, False, False]
+    with pytest.raises(ValueError, match="must end in"):
+        annotate_video(src, tmp_path / "out.gif", [track])
+
+
+def test_identify_on_a_synthetic_crowd_annotates_every_frame(trained, gallery, tmp_path: Path) -> None:
+    """Three gallery subjects walking at once: today's extract follows one of them (phase B: all)."""
+    from pipeline.synthetic.crowd import generate_crowds
+
+    (video,) = generate_crowds(tmp_path, people=3, frames=20, size=(160, 120), quiet=True)
+    out = tmp_path / "crowd.mp4"
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(video), "--json", "--save-video",
+                                         str(out), *_common(trained)])
+    assert res.exit_code == 0, res.output
+    tracks = json.loads(res.stdout)["tracks"]
+    assert len(tracks) == 1 and tracks[0]["identity"] in SUBJECTS
+    assert len(decode_frames(out)) == len(decode_frames(video)) == 20

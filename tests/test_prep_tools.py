@@ -156,3 +156,27 @@ def test_sheet_of_several_sequences() -> None:
     y, x = row_h + TITLE_H + GAP, 3 * (128 + GAP) + GAP  # the short sequence's 4th (empty) slot
     assert image[y : y + 64, x : x + 128].max() == 0
     assert image[y : y + 64, x - 128 - GAP : x - GAP].max() == 255  # its 3rd frame is drawn
+
+
+def test_show_works_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    """Extract ran in work/ with a relative video path; show runs elsewhere and still finds the frames."""
+    work = tmp_path / "work"
+    work.mkdir()
+    write_video(work / "walk 1.avi", n_frames=11)
+    make_cache(work / "cache", A, n_frames=9, video="walk 1.avi")
+    monkeypatch.chdir(work)
+    assert invoke("align", "--quiet").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    full = invoke("show", A.key, "--cache", str(work / "cache"), "--out", "full.png", "--max-frames", "4")
+    assert full.exit_code == 0 and "raw frames" not in full.output, full.output
+    boxes = invoke("show", A.key, "--data", str(work / "cache" / "aligned.h5"), "--out", "boxes.png",
+                   "--max-frames", "4")
+    assert boxes.exit_code == 0 and "box only" in boxes.output, boxes.output
+    with_mask, box_only = cv2.imread("full.png").astype(int), cv2.imread("boxes.png").astype(int)
+    assert with_mask.shape == box_only.shape  # both have the row of raw frames
+    raw = slice(-(2 * 128 * 120 // 160) - GAP, -GAP)  # the row of raw frames, a cell wide each
+    assert (with_mask[raw][..., 1] > with_mask[raw][..., 0] + 40).any()  # the silhouette tint ...
+    assert not (box_only[raw][..., 1] > box_only[raw][..., 0] + 40).any()  # ... only where the cache is at hand
+    assert (box_only[raw][..., 2] > 200).any()  # the red box is drawn from the aligned file's own boxes

@@ -1,7 +1,9 @@
 """``depthgait-prep align``: every per-video extract cache -> one ``aligned.h5``.
 
 Reads each cache under ``<cache>/videos/`` (joblib workers), aligns it with ``pipeline.align.frames``,
-and writes the aligned file through ``AlignedWriter`` (atomic). The file's ``settings`` carry a
+and writes the aligned file through ``AlignedWriter`` (atomic). Each sequence keeps the source box
+of its frames, its video as an absolute path and its track number, so later tools (``show``,
+identification) find the raw frames from any folder. The file's ``settings`` carry a
 fingerprint of the inputs (each cache's path, size and mtime) and the align settings: a rerun with
 the same fingerprint does no work, ``overwrite`` redoes it. Beside it goes a small JSON report
 (frames kept and dropped per sequence, sequences too short, caches that could not be read), which
@@ -101,14 +103,17 @@ def inputs_fingerprint(caches: list[Path], cache_dir: Path, settings: AlignSetti
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def align_cache(path: Path, settings: AlignSettings) -> tuple[SequenceReport, AlignedSequence | None]:
-    """Read and align one cache. Never raises on bad input: the error goes into the report."""
+def align_cache(path: Path, settings: AlignSettings, cwd: str | None = None) -> tuple[SequenceReport, AlignedSequence | None]:
+    """Read and align one cache. Never raises on bad input: the error goes into the report.
+
+    ``cwd``: the folder a relative video path in the cache is taken from (the caller's, since a
+    worker process may have started elsewhere)."""
     report = SequenceReport(cache=str(path))
     try:
         cache = read_video_cache(path)
         report.key = cache.id.key
         report.frames_in = len(cache)
-        seq, kept = align_video_cache(cache, settings)
+        seq, kept = align_video_cache(cache, settings, cwd=cwd)
     except (OSError, ValueError, KeyError) as exc:
         report.status, report.error = "failed", str(exc)
         return report, None
@@ -159,7 +164,8 @@ def run_align(
         "align": settings.to_dict(),
         "inputs": len(caches),
     }
-    jobs = Parallel(n_jobs=workers, return_as="generator")(delayed(align_cache)(p, settings) for p in caches)
+    here = str(Path.cwd())
+    jobs = Parallel(n_jobs=workers, return_as="generator")(delayed(align_cache)(p, settings, here) for p in caches)
     seen: dict[str, str] = {}
     with AlignedWriter(out, meta) as writer:
         for seq_report, seq in tqdm(jobs, total=len(caches), desc="align", unit="seq", disable=quiet):

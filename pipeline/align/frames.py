@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.formats.aligned import AlignedSequence
-from pipeline.formats.video_cache import VideoCache
+from pipeline.formats.video_cache import VideoCache, absolute_video
 from pipeline.geometry import FRAME_SIZE, MIN_FRAMES, unpack_canvas
 from pipeline.manifest import SequenceId
 
@@ -170,30 +170,44 @@ def align_canvas(
     frames: np.ndarray,
     near_is_large: bool,
     settings: AlignSettings | None = None,
+    *,
+    boxes: np.ndarray | None = None,
+    video: str | None = None,
+    track: int = 0,
 ) -> tuple[AlignedSequence | None, np.ndarray]:
     """Frames packed on the cache canvas (``pipeline.geometry.pack_canvas``) -> one aligned sequence.
 
     ``masks`` uint8 [T, H, W] and ``depths`` float [T, H, W] (or None) share ``crop_size`` [T, 2], the
-    valid top-left region of each frame. Returns the sequence, or None when fewer than
-    ``settings.min_frames`` frames survive, and ``kept`` bool [T].
+    valid top-left region of each frame. ``boxes`` [T, 4] (the person's box in each source frame),
+    ``video`` and ``track`` are carried into the sequence, the boxes of the kept frames only.
+    Returns the sequence, or None when fewer than ``settings.min_frames`` frames survive, and
+    ``kept`` bool [T].
     """
     settings = settings or AlignSettings()
     valid_masks = [unpack_canvas(m, s) for m, s in zip(masks, crop_size, strict=True)]  # [h_i, w_i] each
     valid_depths = None if depths is None else [unpack_canvas(d, s) for d, s in zip(depths, crop_size, strict=True)]
+    if boxes is not None and len(boxes) != len(masks):
+        raise InputError(f"{seq_id.key}: {len(masks)} frames but {len(boxes)} boxes")
     sil, depth, kept = align_frames(valid_masks, valid_depths, near_is_large, settings)
     if int(kept.sum()) < settings.min_frames:
         return None, kept
-    return AlignedSequence(seq_id, sil, depth, np.asarray(frames, np.int32)[kept]), kept
+    box = None if boxes is None else np.asarray(boxes, np.float32)[kept]
+    return AlignedSequence(seq_id, sil, depth, np.asarray(frames, np.int32)[kept], box=box, video=video,
+                           track=track), kept
 
 
 def align_video_cache(
-    cache: VideoCache, settings: AlignSettings | None = None, with_depth: bool = True
+    cache: VideoCache, settings: AlignSettings | None = None, with_depth: bool = True, *, cwd: str | None = None
 ) -> tuple[AlignedSequence | None, np.ndarray]:
     """One per-video cache -> its aligned sequence (None when too short) and ``kept`` bool [T].
 
     The one path from a cache to aligned frames: ``align``, inference on videos and the tests use it.
+    The sequence keeps each kept frame's source box, the video's absolute path and the cache's
+    track number (``track``, 0 when the cache has none: one person per video). A relative video
+    path is resolved against ``cwd`` (default: the current folder; see ``absolute_video``).
     """
     return align_canvas(
         cache.id, cache.mask, cache.depth if with_depth else None, cache.crop_size, cache.frames,
-        cache.depth_near_is_large, settings,
+        cache.depth_near_is_large, settings, boxes=cache.box, video=absolute_video(cache, cwd),
+        track=int(getattr(cache, "track", 0) or 0),
     )

@@ -5,7 +5,10 @@ Schema (format ``depthgait-aligned``, version 1):
 - one group per sequence at ``/<subject>/<condition>/<view>`` holding
   ``sil`` (uint8 [T, 64, 64], 0 or 255), ``depth`` (uint8 [T, 64, 64], 0 outside the silhouette,
   near = bright) and ``frames`` (int32 [T], source frame index); ``depth`` may be absent for a
-  silhouette-only import;
+  silhouette-only import; ``box`` (float32 [T, 4], x0 y0 x1 y1 in source-frame pixels: where the
+  person was in the video) and the group attributes ``video`` (absolute source path) and ``track``
+  (int, the person's track in that video) when the sequence came from a video (files written
+  before these existed, and imports, lack them; readers then give None, None and 0);
 - root attributes ``format``, ``version`` and ``settings`` (JSON of what made the file).
 
 Pixel (i, j) of ``sil`` and ``depth`` is the same body point. Writers go through
@@ -42,9 +45,17 @@ class AlignedSequence:
     sil: np.ndarray  # uint8 [T, 64, 64], 0 or 255
     depth: np.ndarray | None  # uint8 [T, 64, 64], 0 outside the silhouette
     frames: np.ndarray  # int32 [T]
+    box: np.ndarray | None = None  # float32 [T, 4] x0 y0 x1 y1 in the source video
+    video: str | None = None  # absolute path of the source video
+    track: int = 0  # which person track of that video
 
     def __post_init__(self) -> None:
         t = len(self.frames)
+        if self.box is not None:
+            self.box = np.asarray(self.box, dtype=np.float32)
+            if self.box.shape != (t, 4):
+                raise AlignedFormatError(f"{self.id.key}: box must be [{t}, 4], got {self.box.shape}")
+        self.track = int(self.track)
         if self.sil.dtype != np.uint8 or self.sil.shape[1:] != (FRAME_SIZE, FRAME_SIZE) or len(self.sil) != t:
             raise AlignedFormatError(f"{self.id.key}: sil must be uint8 [{t}, 64, 64], got {self.sil.dtype} {self.sil.shape}")
         if self.depth is not None and (self.depth.dtype != np.uint8 or self.depth.shape != self.sil.shape):
@@ -95,6 +106,11 @@ class AlignedWriter:
         if seq.depth is not None:
             group.create_dataset("depth", data=seq.depth, **opts)
         group.create_dataset("frames", data=np.asarray(seq.frames, dtype=np.int32))
+        if seq.box is not None:
+            group.create_dataset("box", data=seq.box.astype(np.float32))
+        if seq.video is not None:
+            group.attrs["video"] = str(seq.video)
+        group.attrs["track"] = int(seq.track)
         self._check()
 
     def close(self) -> None:
@@ -188,7 +204,10 @@ class AlignedReader:
         try:
             group = self._h5[seq.key]
             depth = group["depth"][()] if "depth" in group else None
-            return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()])
+            box = group["box"][()] if "box" in group else None
+            video = group.attrs.get("video")
+            return AlignedSequence(seq, group["sil"][()], depth, group["frames"][()], box=box,
+                                   video=None if video is None else str(video), track=int(group.attrs.get("track", 0)))
         except AlignedFormatError as exc:
             raise AlignedFormatError(f"{self.path}: {exc}") from None
         except KeyError as exc:  # absent, or its group or datasets cannot be opened any more

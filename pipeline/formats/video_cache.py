@@ -85,6 +85,27 @@ class VideoCache:
         return len(self.frames)
 
 
+def absolute_video(cache: VideoCache, cwd: str | Path | None = None) -> str:
+    """The cache's source video as an absolute path, so later steps work from any folder.
+
+    Older caches (and runs given a relative folder) store the path relative to where extract ran:
+    that is taken to be the current folder or, failing that, the folder holding the cache folder
+    (``<there>/cache/videos/<subject>/<condition>/<view>.h5``). Neither existing, the current folder wins.
+    """
+    video = Path(cache.video)
+    if video.is_absolute():
+        return str(video)
+    here = Path(cwd) if cwd is not None else Path.cwd()
+    candidates = [here / video]
+    stored = Path(cache.path).resolve() if cache.path is not None else None
+    if stored is not None and len(stored.parents) > 4:
+        candidates.append(stored.parents[4] / video)
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate.resolve())
+    return str(candidates[0].resolve())
+
+
 def cache_path(cache_dir: str | Path, seq: SequenceId) -> Path:
     return Path(cache_dir) / "videos" / seq.subject / seq.condition / f"{seq.view}.h5"
 

@@ -23,7 +23,7 @@ import numpy as np
 from pipeline.atomic import atomic_path
 from pipeline.errors import InputError
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
-from pipeline.formats.video_cache import VideoCache, cache_path, read_video_cache
+from pipeline.formats.video_cache import VideoCache, absolute_video, cache_path, read_video_cache
 from pipeline.geometry import unpack_canvas
 from pipeline.manifest import SequenceId
 
@@ -74,25 +74,40 @@ def title_bar(text: str, width: int) -> np.ndarray:
     return bar
 
 
-def raw_panels(cache: VideoCache, frames: list[int], width: int) -> list[np.ndarray]:
-    """Decode ``frames`` (source indices present in ``cache``), draw box and mask, scale to ``width``."""
-    rows = {int(f): i for i, f in enumerate(cache.frames)}
-    wanted = sorted(f for f in set(frames) if f in rows)
-    capture = cv2.VideoCapture(str(cache.video))
+def decode_frames(video: str | Path, wanted: list[int]) -> dict[int, np.ndarray]:
+    """BGR frames ``wanted`` (sorted source indices) of a video, read forward (seeking is inexact for many codecs)."""
+    capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
-        raise FileNotFoundError(f"{cache.video}: cannot open the video")
+        raise FileNotFoundError(f"{video}: cannot open the video")
     decoded: dict[int, np.ndarray] = {}
     index = 0
-    try:  # read forward rather than seek: seeking is inexact for many codecs
+    try:
         while wanted and index <= wanted[-1]:
             ok, image = capture.read()
             if not ok:
                 break
-            if index in rows and index in wanted:
+            if index in wanted:
                 decoded[index] = image
             index += 1
     finally:
         capture.release()
+    return decoded
+
+
+def _panel(image: np.ndarray, f: int, width: int) -> np.ndarray:
+    height = max(1, round(width * image.shape[0] / image.shape[1]))
+    panel = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    cv2.putText(panel, f"frame {f}", (3, height - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return panel
+
+
+def raw_panels(cache: VideoCache, frames: list[int], width: int, video: str | Path | None = None) -> list[np.ndarray]:
+    """Decode ``frames`` (source indices present in ``cache``), draw box and mask, scale to ``width``.
+
+    ``video`` overrides the cache's own path (the aligned file's absolute one, say)."""
+    rows = {int(f): i for i, f in enumerate(cache.frames)}
+    wanted = sorted(f for f in set(frames) if f in rows)
+    decoded = decode_frames(video or cache.video, wanted)
     panels = []
     for f in wanted:
         if f not in decoded:
@@ -107,17 +122,33 @@ def raw_panels(cache: VideoCache, frames: list[int], width: int) -> list[np.ndar
             region[mask] = (0.5 * region[mask] + np.array([0, 127, 0])).astype(np.uint8)
         bx0, by0, bx1, by1 = (int(round(v)) for v in cache.box[i])
         cv2.rectangle(image, (bx0, by0), (bx1, by1), (0, 0, 255), 2)
-        height = max(1, round(width * image.shape[0] / image.shape[1]))
-        panel = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        cv2.putText(panel, f"frame {f}", (3, height - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-        panels.append(panel)
+        panels.append(_panel(image, f, width))
+    return panels
+
+
+def box_panels(seq: AlignedSequence, frames: list[int], width: int) -> list[np.ndarray]:
+    """Raw frames with the person box only, from what the aligned file itself holds (video and box)."""
+    if seq.video is None or seq.box is None:
+        return []
+    rows = {int(f): i for i, f in enumerate(seq.frames)}
+    wanted = sorted(f for f in set(frames) if f in rows)
+    decoded = decode_frames(seq.video, wanted)
+    panels = []
+    for f in wanted:
+        if f in decoded:
+            image = decoded[f].copy()
+            bx0, by0, bx1, by1 = (int(round(v)) for v in seq.box[rows[f]])
+            cv2.rectangle(image, (bx0, by0), (bx1, by1), (0, 0, 255), 2)
+            panels.append(_panel(image, f, width))
     return panels
 
 
 def sequence_sheet(
-    seq: AlignedSequence, max_frames: int = 16, cols: int = 8, scale: int = 2, cache: VideoCache | None = None
+    seq: AlignedSequence, max_frames: int = 16, cols: int = 8, scale: int = 2, cache: VideoCache | None = None,
+    boxes_only: bool = False,
 ) -> np.ndarray:
-    """One sequence's sheet (BGR); raw frames are added when ``cache`` is given and its video opens."""
+    """One sequence's sheet (BGR); raw frames are added when ``cache`` is given and its video opens
+    (box and silhouette drawn), or with ``boxes_only`` from the sequence's own video and boxes."""
     if len(seq.frames) == 0:
         raise InputError(f"{seq.id.key}: the sequence has no frames to show")
     idx = sample_indices(len(seq.frames), max_frames)
@@ -126,9 +157,10 @@ def sequence_sheet(
     ]
     cols = max(1, min(cols, len(cells)))
     parts = [grid(cells, cols)]
-    if cache is not None:
+    if cache is not None or boxes_only:
         picks = [int(seq.frames[i]) for i in idx[sample_indices(len(idx), cols)]]
-        panels = raw_panels(cache, picks, cells[0].shape[1])  # panels as wide as a cell
+        width = cells[0].shape[1]  # panels as wide as a cell
+        panels = raw_panels(cache, picks, width, seq.video) if cache is not None else box_panels(seq, picks, width)
         if panels:
             raw = grid(panels, cols)
             parts.append(raw[GAP:])  # the grid above already ends with a gap
@@ -188,10 +220,15 @@ def show_sequence(
             note = f"raw frames left out: no extract cache at {path}"
         else:
             cache = read_video_cache(path)
-            if not Path(cache.video).is_file():
-                cache, note = None, f"raw frames left out: video {cache.video} not found"
+            if seq.video is None:  # an aligned file older than the stored absolute paths
+                seq.video = absolute_video(cache)
+            if not Path(seq.video).is_file():
+                cache, note = None, f"raw frames left out: video {seq.video} not found"
+    boxes_only = cache is None and seq.video is not None and seq.box is not None and Path(seq.video).is_file()
+    if boxes_only:  # the aligned file alone still shows where the person was
+        note = f"raw frames show the box only ({note.removeprefix('raw frames left out: ') or 'no extract cache'})"
     try:
-        image = sequence_sheet(seq, max_frames, cols, cache=cache)
+        image = sequence_sheet(seq, max_frames, cols, cache=cache, boxes_only=boxes_only)
     except FileNotFoundError as exc:  # the video exists but does not open
         image, note = sequence_sheet(seq, max_frames, cols), f"raw frames left out: {exc}"
     write_png(out, image)
