@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from depthgait_model.augment import ClipAugment
 from pipeline.errors import InputError
 from pipeline.formats.aligned import FRAME_SIZE, AlignedReader
 from pipeline.manifest import Manifest, SequenceId, load_manifest
+from pipeline.progress import progress
 
 CUT = 10  # default pixels cut on each side: 64x64 -> 64x44
 MODALITIES = ("sil", "depth")
@@ -151,7 +151,7 @@ class GaitDataset(Dataset):
         total = int(self.offsets[-1])
         width = FRAME_SIZE - 2 * self.cut
         self._frames = {m: np.empty((total, FRAME_SIZE, width), dtype=np.uint8) for m in self.modalities}
-        for i, seq in enumerate(tqdm(ids, desc="load sequences", unit="seq", disable=quiet, leave=False)):
+        for i, seq in enumerate(progress(ids, desc="load sequences", unit="seq", disable=quiet, leave=False)):
             loaded = reader.load(seq)
             lo, hi = self.offsets[i], self.offsets[i + 1]
             for m in self.modalities:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.formats.aligned import AlignedReader
 from pipeline.manifest import SequenceId
+from pipeline.progress import progress
 
 KEYS: tuple[str, ...] = ("embeddings", "labels", "types", "views")
 CUT = 10  # px cut from each side of the 64x64 aligned frame: 64x44 model input (PAPER.md)
@@ -172,7 +172,7 @@ def embed_aligned(
             raise InputError(f"{reader.path}: the model uses depth, but {len(no_depth)} sequences have none ({no_depth[0]}, ...)")
     batches = length_batches(lengths, batch_size, max_frames)
     rows: list[np.ndarray | None] = [None] * len(ids)
-    with tqdm(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
+    with progress(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
         for batch in batches:
             seqs = [reader.load(ids[i]) for i in batch]
             t_max = max(lengths[i] for i in batch)

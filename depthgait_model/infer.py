@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings, embed_aligned
 from pipeline.align import AlignSettings, align_video_cache
@@ -22,6 +21,7 @@ from pipeline.errors import DepthgaitError, Failure, InputError
 from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import Manifest, ManifestError, SequenceId
+from pipeline.progress import progress
 
 ALIGNED_SUFFIXES = (".h5", ".hdf5")
 
@@ -132,7 +132,7 @@ class Inference:
     def embed_videos(self, items: Sequence[tuple[Path, SequenceId]]) -> tuple[Embeddings | None, list[Failure]]:
         """Embed identified videos; an unusable video is a ``Failure``, not an error."""
         seqs, failed = [], []
-        for video, seq in tqdm(items, desc="videos", unit="video", disable=self.quiet):
+        for video, seq in progress(items, desc="videos", unit="video", disable=self.quiet):
             try:
                 seqs.append(self.sequence_from_video(video, seq))
             except (ValueError, OSError) as exc:

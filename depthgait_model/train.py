@@ -25,7 +25,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from depthgait_model.augment import ClipAugment
 from depthgait_model.checkpoint import config_of, load_checkpoint, save_checkpoint, set_rng_state, unwrap
@@ -39,6 +38,7 @@ from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.formats.aligned import FRAME_SIZE
 from pipeline.manifest import Manifest
+from pipeline.progress import progress
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.
 RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "log_every", "num_workers"}
@@ -160,7 +160,7 @@ def _train(
     nonfinite = 0
     began = time.perf_counter()
     window_began = began
-    bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=quiet or not info.main,
+    bar = progress(total=tc.iterations, initial=start, desc="train", unit="it", disable=quiet or not info.main,
                dynamic_ncols=True)
     net.train()
     iteration = start
