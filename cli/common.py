@@ -5,10 +5,15 @@ errors into ``click.ClickException`` once, here, at the boundary.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import json
 import os
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +24,36 @@ from pipeline.errors import DepthgaitError
 # read-only folder, a full disk). Anything else is a bug and shows its traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (DepthgaitError, FileNotFoundError, PermissionError, OSError)
 DEBUG_ENV = "DEPTHGAIT_DEBUG"  # set to 1: every error shows its traceback
+# -h as well as --help, on every group and command (sub-command contexts inherit it).
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DEFAULT_DATA = Path("cache/aligned.h5")
+
+
+def package_version() -> str:
+    """The installed depthgait version (setup.cfg's), or ``unknown`` in a tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("depthgait")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{ctx.find_root().info_name or 'depthgait'} {package_version()}")
+        ctx.exit()
+
+
+def version_param() -> click.Option:
+    """``--version`` as a parameter object, for groups and for every lazily loaded command."""
+    return click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+                        help="Show the version and exit.")  # fmt: skip
+
+
+def version_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+                        help="Show the version and exit.")(func)  # fmt: skip
 
 
 class LazyGroup(click.Group):
@@ -44,7 +79,10 @@ class LazyGroup(click.Group):
                 if exc.name != module_name:
                     raise  # a dependency of the command is missing: show the real cause
                 raise click.ClickException(f"command {name!r} is not available in this install ({exc})") from exc
-            return getattr(module, attr)
+            command: click.Command = getattr(module, attr)
+            if not any(p.name == "version" for p in command.params):
+                command.params.append(version_param())
+            return command
         return super().get_command(ctx, name)
 
 
@@ -74,7 +112,33 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="Silence progress bars.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="Silence progress bars and status lines.")
+
+
+def data_option(help_text: str = "Aligned file from `depthgait-prep align`.", default: Path | None = DEFAULT_DATA) -> Any:
+    """``--data``: the aligned file a command reads, the same name and default everywhere."""
+    return click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=default,
+                        show_default=default is not None, help=help_text)  # fmt: skip
+
+
+json_option = click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+    metavar="FILE", help="Also write the result as JSON to FILE ('-': print only the JSON, to standard output).",
+)
+
+
+def write_json(path: Path | None, data: Any) -> bool:
+    """Write ``data`` for ``--json FILE`` (``-``: standard output); True when it went to standard output."""
+    if path is None:
+        return False
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return True
+    from pipeline.atomic import write_text_atomic
+
+    write_text_atomic(path, text)
+    return False
 device_option = click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -137,3 +201,22 @@ def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+@contextlib.contextmanager
+def json_target(path: Path | None) -> Iterator[Path | None]:
+    """A file path for a library that writes ``--json FILE`` itself; for ``-`` a temporary file printed at the end."""
+    if path is None or str(path) != "-":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="depthgait-json-") as tmp:
+        target = Path(tmp) / "report.json"
+        yield target
+        if target.is_file():
+            sys.stdout.write(target.read_text())
+
+
+def echo_for(json_path: Path | None) -> Callable[[str], None]:
+    """Where a command's text goes: standard output, or standard error when the JSON takes standard output."""
+    to_err = json_path is not None and str(json_path) == "-"
+    return lambda message: click.echo(message, err=to_err)

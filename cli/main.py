@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import LazyGroup
+from cli.common import CONTEXT_SETTINGS, LazyGroup, version_option
 
 COMMANDS = {
     "train": "cli.model_train:train",
@@ -14,7 +14,8 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@version_option
 def main() -> None:
     """Train, test and use the DepthGait silhouette + depth gait-recognition model.
 

@@ -1,29 +1,28 @@
 """``depthgait embed`` / ``depthgait identify``: a trained model on people's own videos."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.common import extract_options, handle_errors, quiet_option
+from cli.common import extract_options, handle_errors, json_option, quiet_option, write_json
 
 if TYPE_CHECKING:
     from depthgait_model.infer import Inference
     from pipeline.extract.settings import ExtractSettings
 
 checkpoint_option = click.option(
-    "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Trained ckpt.pt."
+    "--checkpoint", required=True, metavar="CKPT",
+    help="Trained model: a ckpt.pt, a folder saved by `depthgait push --to-folder`, or a Hub id (user/name).",
 )
 
 
-manifest_option = click.option(
-    "--manifest", default="casia-b", show_default=True, help="Naming of video files (with --layout names)."
-)
+def manifest_option(help_text: str) -> Any:
+    return click.option("--manifest", default="casia-b", show_default=True, help=help_text)
 
 
-def _inference(checkpoint: Path, extract_settings: ExtractSettings, quiet: bool) -> Inference:
+def _inference(checkpoint: str, extract_settings: ExtractSettings, quiet: bool) -> Inference:
     from depthgait_model.infer import Inference
 
     return Inference(checkpoint, extract_settings.device, extract_settings, quiet=quiet)
@@ -35,11 +34,11 @@ def _inference(checkpoint: Path, extract_settings: ExtractSettings, quiet: bool)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Embeddings .npz to write.")
 @click.option("--layout", default="names", show_default=True, help="Identity of videos: names, folders or a CSV file.")
 @extract_options
-@manifest_option
+@manifest_option("Manifest (name or YAML) whose naming gives each video's identity with --layout names.")
 @quiet_option
 @handle_errors
 def embed(
-    checkpoint: Path, inputs: tuple[Path, ...], out: Path, layout: str, extract_settings: ExtractSettings,
+    checkpoint: str, inputs: tuple[Path, ...], out: Path, layout: str, extract_settings: ExtractSettings,
     manifest: str, quiet: bool,
 ) -> None:
     """Embed videos (the whole chain, in memory) or aligned.h5 files into an .npz gallery.
@@ -71,15 +70,16 @@ def embed(
 @checkpoint_option
 @click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), required=True, help="npz from `depthgait embed`.")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--top-k", type=int, default=5, show_default=True)
-@click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="How many identities to list.")
+@click.option("--metric", type=click.Choice(["euc", "cos"]), default="euc", show_default=True,
+              help="Distance: per-part Euclidean averaged over parts, or 1 - mean per-part cosine.")
+@json_option
 @extract_options
-@manifest_option
+@manifest_option("Manifest (name or YAML) used to read the video's name (its view, when it follows the naming).")
 @quiet_option
 @handle_errors
 def identify(
-    checkpoint: Path, gallery: Path, video: Path, top_k: int, metric: str, as_json: bool,
+    checkpoint: str, gallery: Path, video: Path, top_k: int, metric: str, json_path: Path | None,
     extract_settings: ExtractSettings, manifest: str, quiet: bool,
 ) -> None:
     """Print the gallery identities closest to the person walking in VIDEO.
@@ -87,6 +87,7 @@ def identify(
     \b
     Example:
       depthgait identify --checkpoint runs/small-cpu/ckpt.pt --gallery gallery.npz walk.mp4 --top-k 5
+      depthgait identify --checkpoint user/depthgait-casia-b --gallery gallery.npz walk.mp4 --json -
     Exit code 1 when the video holds no usable person.
     """
     from depthgait_model.embeddings import load_embeddings
@@ -96,8 +97,8 @@ def identify(
     gallery_emb = load_embeddings(gallery)
     inf = _inference(checkpoint, extract_settings, quiet)
     matches = identify_video(inf, gallery_emb, video, load_manifest(manifest), top_k, metric)
-    if as_json:
-        click.echo(json.dumps({"video": str(video), "metric": metric, "matches": [m.__dict__ for m in matches]}, indent=2))
+    report = {"video": str(video), "metric": metric, "matches": [m.__dict__ for m in matches]}
+    if write_json(json_path, report):
         return
     click.echo(f"{video}: closest of {len(set(gallery_emb.labels))} gallery subjects ({metric} distance)")
     for rank, m in enumerate(matches, 1):

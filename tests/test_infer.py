@@ -79,7 +79,7 @@ def test_embed_videos_then_identify_held_out_probe(trained, gallery) -> None:
     runner = CliRunner()
     for subject in SUBJECTS:
         probe = trained["probes"] / f"{subject}-{PROBE}-090.avi"
-        res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--top-k", "3", "--json",
+        res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--top-k", "3", "--json", "-",
                                         *_common(trained)])  # fmt: skip
         assert res.exit_code == 0, res.output
         ranking = json.loads(res.output)["matches"]
