@@ -11,6 +11,7 @@ COMMANDS = {
     "evaluate": "cli.model_eval:evaluate",
     "embed": "cli.model_infer:embed",
     "identify": "cli.model_infer:identify",
+    "push": "cli.model_push:push",
 }
 
 

@@ -87,11 +87,11 @@ def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT) -
     return bool(result and result[0])
 
 
-def _hub_host() -> str:
+def hub_host() -> str:
     return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
 
 
-def _why_no_download(switches: tuple[str, ...], host: str) -> str | None:
+def why_no_download(switches: tuple[str, ...], host: str) -> str | None:
     """Why nothing can be downloaded from ``host`` now ("YOLO_OFFLINE=1", "github.com cannot be reached"), or None."""
     switch = offline_switch(switches)
     if switch:
@@ -160,7 +160,7 @@ def resolve_hf_model(name_or_dir: str) -> str:
     cached = try_to_load_from_cache(name_or_dir, "config.json")
     if isinstance(cached, str):
         return name_or_dir
-    why = _why_no_download(HF_OFFLINE_VARS, _hub_host())
+    why = why_no_download(HF_OFFLINE_VARS, hub_host())
     if why:
         raise MissingWeightsError(
             f"depth model {name_or_dir!r} is not in the Hugging Face cache and {why}: {hf_download_hint(name_or_dir)}"
@@ -227,7 +227,7 @@ def resolve_yolo_weights(name_or_path: str) -> str:
              "then put the file in one of those folders or pass its path (--detector-weights / --seg-weights)")
     if Path(name_or_path).parent != Path(".") or not _official_yolo(name):
         raise MissingWeightsError(f"YOLO weights {name_or_path!r} not found (looked in: {where}). {fetch}")
-    why = _why_no_download(YOLO_OFFLINE_VARS, "github.com")
+    why = why_no_download(YOLO_OFFLINE_VARS, "github.com")
     if why or ul_dir is None:
         why = why or "ultralytics has no weights_dir"
         raise MissingWeightsError(f"YOLO weights {name_or_path!r} not found (looked in: {where}) and {why}. {fetch}")
@@ -278,7 +278,7 @@ def resolve_sam_checkpoint(name_or_path: str) -> tuple[str | None, Path]:
         if found is not None:
             return name_or_path, found
         url = SAM_URL.format(file=file)
-        why = _why_no_download(SAM_OFFLINE_VARS, urlparse(url).hostname or "")
+        why = why_no_download(SAM_OFFLINE_VARS, urlparse(url).hostname or "")
         if why or hub is None:
             why = why or "torch has no hub folder"
             where = ", ".join(str(d) for d in [*weights_dirs(), *([hub] if hub else [])])
