@@ -75,17 +75,20 @@ def warn_if_gpu_recipe_on_cpu(run_cfg: RunConfig, device: str) -> None:
               help="CPU threads for torch [default: torch's choice]; 1 is often fastest on a busy shared CPU.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config field, e.g. --set train.lr=0.05 --set model.mode=late-fusion.")
+@click.option("--tensorboard", is_flag=True,
+              help="Also log the metrics.jsonl scalars for TensorBoard in <out>/tensorboard (needs depthgait[tensorboard]).")
 @json_option
 @quiet_option
 @handle_errors
 def train(
     data: Path, manifest: str, config_name: str, out: Path | None, iterations: int | None, resume: bool,
-    device: str, seed: int | None, threads: int | None, overrides: tuple[str, ...], json_path: Path | None,
-    quiet: bool,
+    device: str, seed: int | None, threads: int | None, overrides: tuple[str, ...], tensorboard: bool,
+    json_path: Path | None, quiet: bool,
 ) -> None:
     """Train the DepthGait network on the train split of an aligned file.
 
-    Writes <out>/ckpt.pt (latest) and ckpt-<iteration>.pt, metrics.jsonl, loss.png and config.yaml.
+    Writes <out>/ckpt.pt (latest) and ckpt-<iteration>.pt, metrics.jsonl, loss.png and config.yaml
+    (and <out>/tensorboard with --tensorboard: `tensorboard --logdir runs`).
 
     \b
     Example:
@@ -107,6 +110,12 @@ def train(
     if changes:
         run_cfg = run_cfg.override(changes, source="--set/--iterations/--seed")
     load_manifest(manifest)
+    if tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise click.BadParameter("needs the tensorboard package: pip install 'depthgait[tensorboard]'",
+                                     param_hint="--tensorboard")  # fmt: skip
     if not data.is_file():
         raise click.BadParameter(f"{data} does not exist (make it with `depthgait-prep align`)", param_hint="--data")
 
@@ -122,7 +131,8 @@ def train(
         torch.set_num_threads(threads)
     out_dir = out if out is not None else Path("runs") / (run_cfg.name or Path(config_name).stem)
     try:
-        result = run_training(run_cfg, data, manifest, out_dir, resume=resume, device=resolved, quiet=quiet)
+        result = run_training(run_cfg, data, manifest, out_dir, resume=resume, device=resolved, quiet=quiet,
+                              tensorboard=tensorboard)  # fmt: skip
     except TrainingDiverged as exc:
         raise click.ClickException(str(exc)) from exc
     write_json(json_path, {

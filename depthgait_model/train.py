@@ -94,8 +94,10 @@ def train(
     resume: bool = False,
     device: str = "auto",
     quiet: bool = False,
+    tensorboard: bool = False,
 ) -> TrainResult:
-    """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``."""
+    """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``
+    (``tensorboard``: also the metrics as TensorBoard scalars in ``out_dir/tensorboard``)."""
     info = DistInfo.from_env()
     dev = pick_device(device, info)
     owns_group = info.world_size > 1 and not dist.is_initialized()
@@ -104,7 +106,7 @@ def train(
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet)
+        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet, tensorboard)
     finally:
         if owns_group:
             dist.destroy_process_group()
@@ -112,7 +114,7 @@ def train(
 
 def _train(
     run_cfg: RunConfig, data_path: Path, manifest: Manifest | str, out_dir: Path, resume: bool,
-    dev: torch.device, info: DistInfo, quiet: bool,
+    dev: torch.device, info: DistInfo, quiet: bool, tensorboard: bool = False,
 ) -> TrainResult:
     tc = run_cfg.train
     _check_data_config(run_cfg)
@@ -151,6 +153,10 @@ def _train(
         pin_memory=dev.type == "cuda", generator=torch.Generator().manual_seed(tc.seed),  # keep global RNG untouched
     )
     log = MetricsLog(out_dir / "metrics.jsonl", keep_until=start, enabled=info.main)
+    if tensorboard and info.main:
+        from depthgait_model.tensorboard_log import TensorBoardLog
+
+        log.sink = TensorBoardLog(out_dir, resumed_from=start)
     if info.main:
         write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False))
     extra = {"data": str(data_path), "manifest": getattr(manifest, "name", str(manifest)),
@@ -206,6 +212,8 @@ def _train(
                 shutil.copyfile(numbered, tmp)
             plot_losses(log.records, out_dir / "loss.png")
     bar.close()
+    if log.sink is not None:
+        log.sink.close()
     seconds = time.perf_counter() - began
     if info.world_size > 1:
         dist.barrier()
@@ -268,6 +276,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, keep_until: int, enabled: bool = True) -> None:
         self.path, self.enabled = path, enabled
+        self.sink: Any = None  # also called with each new record (TensorBoard)
         self.records: list[dict[str, Any]] = []
         if not enabled:
             return
@@ -289,6 +298,8 @@ class MetricsLog:
         if self.enabled:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+        if self.sink is not None:
+            self.sink(record)
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
