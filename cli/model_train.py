@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.common import DEFAULT_DATA, data_option, device_option, handle_errors, json_option, quiet_option, write_json
+from pipeline.errors import InputError
 
 if TYPE_CHECKING:
     from depthgait_model.config import RunConfig
@@ -29,7 +30,7 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def check_override_keys(run_cfg: RunConfig, changes: dict[str, Any]) -> None:
-    """An unknown ``--set`` key is a usage error listing the keys allowed where it points (no torch needed)."""
+    """An unknown ``--set`` key is an error listing the keys allowed where it points (no torch needed)."""
     tree = run_cfg.to_dict()
     for dotted in changes:
         node: Any = tree
@@ -40,12 +41,11 @@ def check_override_keys(run_cfg: RunConfig, changes: dict[str, Any]) -> None:
                 keys = sorted(node) if isinstance(node, dict) else []
                 allowed = ", ".join(f"{where}.{k}" if where else k for k in keys)
                 detail = f"valid keys: {allowed}" if keys else f"{where} is a value, not a section"
-                raise click.BadParameter(f"unknown key {dotted!r}; {detail}", param_hint="--set")
+                raise click.ClickException(f"--set: unknown key {dotted!r}; {detail}")
             node = node[key]
         if isinstance(node, dict):
-            raise click.BadParameter(
-                f"{dotted!r} is a section; set one of its keys: {', '.join(f'{dotted}.{k}' for k in sorted(node))}",
-                param_hint="--set",
+            raise click.ClickException(
+                f"--set: {dotted!r} is a section; set one of its keys: {', '.join(f'{dotted}.{k}' for k in sorted(node))}"
             )
 
 
@@ -117,7 +117,7 @@ def train(
             raise click.BadParameter("needs the tensorboard package: pip install 'depthgait[tensorboard]'",
                                      param_hint="--tensorboard")  # fmt: skip
     if not data.is_file():
-        raise click.BadParameter(f"{data} does not exist (make it with `depthgait-prep align`)", param_hint="--data")
+        raise InputError(f"{data}: no such aligned file (make it with `depthgait-prep align`)")
 
     from cli.common import resolve_device
     from depthgait_model.train import TrainingDiverged

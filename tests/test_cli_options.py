@@ -97,10 +97,10 @@ def test_train_rejects_typos_before_importing_torch(tmp_path: Path) -> None:
     assert out[-1] == "torch imported: False", out
     recipe, lrr, trian, section, data, manifest = out[:-1]
     assert recipe.startswith("1 ") and "casia-bb" in recipe and "small-cpu" in recipe  # names the shipped recipes
-    assert lrr.startswith("2 ") and "unknown key 'train.lrr'" in lrr and "train.lr," in lrr and "train.iterations" in lrr
-    assert trian.startswith("2 ") and "valid keys: data, model, name, train" in trian
-    assert section.startswith("2 ") and "'train' is a section" in section and "train.batch_p" in section
-    assert data.startswith("2 ") and "nowhere.h5 does not exist" in data
+    assert lrr.startswith("1 ") and "unknown key 'train.lrr'" in lrr and "train.lr," in lrr and "train.iterations" in lrr
+    assert trian.startswith("1 ") and "valid keys: data, model, name, train" in trian
+    assert section.startswith("1 ") and "'train' is a section" in section and "train.batch_p" in section
+    assert data.startswith("1 ") and "nowhere.h5: no such aligned file" in data
     assert manifest.startswith("1 ") and "nope" in manifest
 
 
