@@ -109,7 +109,11 @@ def main(out: Path, subjects: int, frames: int, iterations: int, config_name: st
     timings["total"] = round(time.perf_counter() - total, 1)
     write_text_atomic(out / "timings.json", json.dumps(timings, indent=2) + "\n")
     report = json.loads((out / "report.json").read_text())
-    means = ", ".join(f"{c} {report[c]['mean']:.1f}%" for c in report.get("conditions", ("NM", "BG", "CL")))
+    conditions = report.get("conditions", ["NM", "BG", "CL"])
+    summary = {"rank1": {c: report[c]["mean"] for c in conditions}, "test_subjects": len(test_ids),
+               "chance": 100 / len(test_ids), "timings": timings}  # fmt: skip
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # scripts/readme_numbers.py reads it
+    means = ", ".join(f"{c} {report[c]['mean']:.1f}%" for c in conditions)
     click.echo(f"\nDemo finished in {timings['total'] / 60:.1f} min. Mean rank-1 (identical views excluded): {means}")
     click.echo(f"Chance level: {100 / len(test_ids):.0f}% ({len(test_ids)} test subjects).")
     click.echo(f"Look at: {out}/report.json, {sheet}, {out}/loss.png, {out}/rank1_views.png, {out}/cmc.png")
