@@ -127,6 +127,21 @@ json_option = click.option(
 )
 
 
+def check_checkpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--checkpoint``: a file, a model folder or a Hub id (user/name); anything else fails before torch loads."""
+    if value is None:
+        return value
+    from depthgait_model.hub import is_pretrained_name
+
+    if not Path(value).is_file() and not is_pretrained_name(value):
+        raise click.BadParameter(f"{value}: no such checkpoint file, model folder or Hub id (user/name)")
+    return value
+
+
+def checkpoint_option(help_text: str) -> Any:
+    return click.option("--checkpoint", required=True, metavar="CKPT", callback=check_checkpoint, help=help_text)
+
+
 def write_json(path: Path | None, data: Any) -> bool:
     """Write ``data`` for ``--json FILE`` (``-``: standard output); True when it went to standard output."""
     if path is None:

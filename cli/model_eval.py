@@ -7,6 +7,7 @@ import click
 
 from cli.common import (
     DEFAULT_DATA,
+    checkpoint_option,
     data_option,
     device_option,
     echo_for,
@@ -33,10 +34,7 @@ plots_option = click.option(
 
 
 @click.command("test")
-@click.option(
-    "--checkpoint", required=True, metavar="CKPT",
-    help="A depthgait checkpoint (.pt), a folder saved by `depthgait push --to-folder`, or a Hub id (user/name).",
-)
+@checkpoint_option("A depthgait checkpoint (.pt), a folder saved by `depthgait push --to-folder`, or a Hub id (user/name).")
 @data_option("Aligned file holding the test subjects.", DEFAULT_DATA)
 @click.option("--manifest", default=None, help="Split and protocol (name or YAML) [default: the run's, else casia-b].")
 @metric_option

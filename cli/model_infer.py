@@ -6,16 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.common import extract_options, handle_errors, json_option, quiet_option, write_json
+from cli.common import checkpoint_option, extract_options, handle_errors, json_option, quiet_option, write_json
 
 if TYPE_CHECKING:
     from depthgait_model.infer import Inference
     from pipeline.extract.settings import ExtractSettings
 
-checkpoint_option = click.option(
-    "--checkpoint", required=True, metavar="CKPT",
-    help="Trained model: a ckpt.pt, a folder saved by `depthgait push --to-folder`, or a Hub id (user/name).",
-)
+CHECKPOINT_HELP = "Trained model: a ckpt.pt, a folder saved by `depthgait push --to-folder`, or a Hub id (user/name)."
 
 
 def manifest_option(help_text: str) -> Any:
@@ -29,7 +26,7 @@ def _inference(checkpoint: str, extract_settings: ExtractSettings, quiet: bool) 
 
 
 @click.command("embed")
-@checkpoint_option
+@checkpoint_option(CHECKPOINT_HELP)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Embeddings .npz to write.")
 @click.option("--layout", default="names", show_default=True, help="Identity of videos: names, folders or a CSV file.")
@@ -67,7 +64,7 @@ def embed(
 
 
 @click.command("identify")
-@checkpoint_option
+@checkpoint_option(CHECKPOINT_HELP)
 @click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), required=True, help="npz from `depthgait embed`.")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="How many identities to list.")

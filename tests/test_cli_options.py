@@ -73,35 +73,39 @@ def test_identify_manifest_help_mentions_only_its_own_options() -> None:
     assert "--layout" not in manifest_help and "--layout" not in _option(_command(depthgait, "identify"), "--manifest").help
 
 
-def test_train_rejects_typos_before_importing_torch(tmp_path: Path) -> None:
-    """A typo in the recipe, a --set key or the data path fails in well under a second: torch is never imported."""
+def test_typos_are_rejected_before_importing_torch(tmp_path: Path) -> None:
+    """A typo in a recipe, a --set key, a data path or a checkpoint fails at once: torch is never imported."""
     aligned = tmp_path / "aligned.h5"
     aligned.write_bytes(b"")
     script = (
         "import sys\nfrom click.testing import CliRunner\nfrom cli.main import main\n"
         "for args in sys.argv[1:]:\n"
-        "    r = CliRunner().invoke(main, ['train', *args.split()])\n"
+        "    r = CliRunner().invoke(main, args.split())\n"
         "    print(r.exit_code, r.output.replace('\\n', ' '))\n"
         "print('torch imported:', 'torch' in sys.modules)\n"
     )
     cases = [
-        f"--config casia-bb --data {aligned}",
-        f"--config tiny --set train.lrr=0.1 --data {aligned}",
-        f"--config tiny --set trian.lr=0.1 --data {aligned}",
-        f"--config tiny --set train=3 --data {aligned}",
-        "--config tiny --data nowhere.h5",
-        f"--config tiny --manifest nope --data {aligned}",
+        f"train --config casia-bb --data {aligned}",
+        f"train --config tiny --set train.lrr=0.1 --data {aligned}",
+        f"train --config tiny --set trian.lr=0.1 --data {aligned}",
+        f"train --config tiny --set train=3 --data {aligned}",
+        "train --config tiny --data nowhere.h5",
+        f"train --config tiny --manifest nope --data {aligned}",
+        f"test --checkpoint runs/nowhere/ckpt.pt --data {aligned}",
+        f"identify --checkpoint ./nowhere --gallery g.npz {aligned}",
     ]
     out = subprocess.run([sys.executable, "-c", script, *cases], capture_output=True, text=True, cwd=REPO,
                          timeout=120, check=True).stdout.splitlines()  # fmt: skip
     assert out[-1] == "torch imported: False", out
-    recipe, lrr, trian, section, data, manifest = out[:-1]
+    recipe, lrr, trian, section, data, manifest, test_ckpt, identify_ckpt = out[:-1]
     assert recipe.startswith("1 ") and "casia-bb" in recipe and "small-cpu" in recipe  # names the shipped recipes
     assert lrr.startswith("1 ") and "unknown key 'train.lrr'" in lrr and "train.lr," in lrr and "train.iterations" in lrr
     assert trian.startswith("1 ") and "valid keys: data, model, name, train" in trian
     assert section.startswith("1 ") and "'train' is a section" in section and "train.batch_p" in section
     assert data.startswith("1 ") and "nowhere.h5: no such aligned file" in data
     assert manifest.startswith("1 ") and "nope" in manifest
+    assert test_ckpt.startswith("2 ") and "runs/nowhere/ckpt.pt: no such checkpoint file, model folder or Hub id" in test_ckpt
+    assert identify_ckpt.startswith("2 ") and "./nowhere: no such checkpoint" in identify_ckpt
 
 
 def test_gpu_recipe_on_a_cpu_is_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
