@@ -55,7 +55,7 @@ def model_card(repo_id: str, run_config: RunConfig, meta: dict[str, Any], report
         "tags:", "- gait-recognition", "- depthgait", "- silhouette", "- depth", "---", "",
         f"# {repo_id}", "",
         "A DepthGait gait-recognition model: silhouettes and monocular depth of a walking person, fused by a "
-        "multi-scale, cross-level fusion network, trained with [depthgait](https://github.com/depthgait/depthgait).",
+        "multi-scale, cross-level fusion network (DepthGait, ACM MM 2025), trained with the depthgait toolkit.",
         "", "```python", "from depthgait_model.model import DepthGait", "",
         f'model = DepthGait.from_pretrained("{repo_id}")', "```", "",
         f"or `depthgait test --checkpoint {repo_id}` / `depthgait embed --checkpoint {repo_id} videos/ --out gallery.npz`.",
@@ -158,7 +158,8 @@ def pretrained_folder(name_or_path: str | Path) -> Path:
     path = Path(name_or_path).expanduser()
     folder = path if path.is_dir() else _download(str(name_or_path))
     if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-        raise PretrainedError(f"{name_or_path}: not a depthgait model folder ({CONFIG_NAME} and {WEIGHTS_NAME} expected)")
+        hint = f"; a run folder? pass {folder / 'ckpt.pt'}" if (folder / "ckpt.pt").is_file() else ""
+        raise PretrainedError(f"{name_or_path}: not a depthgait model folder ({CONFIG_NAME} and {WEIGHTS_NAME} expected{hint})")
     return folder
 
 

@@ -108,3 +108,10 @@ def test_push_offline_and_bad_ids_are_one_line(run: dict[str, Path]) -> None:
     assert offline.exit_code == 1 and "HF_HUB_OFFLINE=1" in offline.output and "--to-folder" in offline.output
     bad = CliRunner().invoke(depthgait, ["push", "--checkpoint", str(run["ckpt"]), "no-owner"])
     assert bad.exit_code == 2 and "not a Hub repo id" in bad.output
+
+
+def test_a_run_folder_is_not_a_model_folder(run: dict[str, Path]) -> None:
+    with pytest.raises(hub.PretrainedError, match=r"not a depthgait model folder .* pass .*ckpt.pt"):
+        load_model(run["ckpt"].parent)
+    result = CliRunner().invoke(depthgait, ["test", "--checkpoint", str(run["ckpt"].parent), "--data", str(run["aligned"])])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "ckpt.pt" in result.output
