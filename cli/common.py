@@ -10,7 +10,6 @@ import functools
 import importlib
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,15 +44,18 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         ctx.exit()
 
 
+VERSION_OPTION: dict[str, Any] = {"is_flag": True, "expose_value": False, "is_eager": True, "callback": _print_version,
+                                  "help": "Show the version and exit."}  # fmt: skip
+
+
 def version_param() -> click.Option:
-    """``--version`` as a parameter object, for groups and for every lazily loaded command."""
-    return click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-                        help="Show the version and exit.")  # fmt: skip
+    """``--version`` as a parameter object, for the commands a ``LazyGroup`` loads."""
+    return click.Option(["--version"], **VERSION_OPTION)
 
 
 def version_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-                        help="Show the version and exit.")(func)  # fmt: skip
+    """``--version`` as a decorator, for groups and stand-alone commands."""
+    return click.option("--version", **VERSION_OPTION)(func)
 
 
 class LazyGroup(click.Group):
@@ -148,12 +150,14 @@ def write_json(path: Path | None, data: Any) -> bool:
         return False
     text = json.dumps(data, indent=2) + "\n"
     if str(path) == "-":
-        sys.stdout.write(text)
+        click.echo(text, nl=False)
         return True
     from pipeline.atomic import write_text_atomic
 
     write_text_atomic(path, text)
     return False
+
+
 device_option = click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -228,7 +232,7 @@ def json_target(path: Path | None) -> Iterator[Path | None]:
         target = Path(tmp) / "report.json"
         yield target
         if target.is_file():
-            sys.stdout.write(target.read_text())
+            click.echo(target.read_text(), nl=False)
 
 
 def echo_for(json_path: Path | None) -> Callable[[str], None]:

@@ -165,3 +165,18 @@ def test_demo_shows_the_commands_a_user_types() -> None:
 
     assert typed_command([sys.executable, "-m", "cli.prep", "synth", "demo/videos"]) == "depthgait-prep synth demo/videos"
     assert typed_command([sys.executable, "-m", "cli.main", "train", "--set", "a=[1, 2]"]) == "depthgait train --set 'a=[1, 2]'"
+
+
+def test_json_dash_puts_only_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--json -`` for commands whose library writes the file itself (test, evaluate): the text goes to stderr."""
+    from cli.common import echo_for, json_target
+
+    with json_target(Path("-")) as target:
+        assert target is not None and target.name == "report.json"
+        echo_for(Path("-"))("the table")
+        target.write_text('{"NM": 1}')
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"NM": 1} and out.err == "the table\n"
+    with json_target(None) as none:
+        echo_for(None)("text")
+    assert none is None and capsys.readouterr().out == "text\n"
