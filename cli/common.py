@@ -38,9 +38,15 @@ def package_version() -> str:
         return "unknown"
 
 
+# `python -m cli.main --version` names the program as the installed script does.
+PROGRAMS = {"cli.main": "depthgait", "cli.prep": "depthgait-prep", "cli.demo": "depthgait demo"}
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        click.echo(f"{ctx.find_root().info_name or 'depthgait'} {package_version()}")
+        name = ctx.find_root().info_name or "depthgait"
+        name = next((prog for module, prog in PROGRAMS.items() if module in name), name)
+        click.echo(f"{name} {package_version()}")
         ctx.exit()
 
 
