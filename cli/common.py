@@ -5,10 +5,14 @@ errors into ``click.ClickException`` once, here, at the boundary.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import json
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +23,45 @@ from pipeline.errors import DepthgaitError
 # read-only folder, a full disk). Anything else is a bug and shows its traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (DepthgaitError, FileNotFoundError, PermissionError, OSError)
 DEBUG_ENV = "DEPTHGAIT_DEBUG"  # set to 1: every error shows its traceback
+# -h as well as --help, on every group and command (sub-command contexts inherit it).
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DEFAULT_DATA = Path("cache/aligned.h5")
+
+
+def package_version() -> str:
+    """The installed depthgait version (setup.cfg's), or ``unknown`` in a tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("depthgait")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# `python -m cli.main --version` names the program as the installed script does.
+PROGRAMS = {"cli.main": "depthgait", "cli.prep": "depthgait-prep", "cli.demo": "depthgait demo"}
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        name = ctx.find_root().info_name or "depthgait"
+        name = next((prog for module, prog in PROGRAMS.items() if module in name), name)
+        click.echo(f"{name} {package_version()}")
+        ctx.exit()
+
+
+VERSION_OPTION: dict[str, Any] = {"is_flag": True, "expose_value": False, "is_eager": True, "callback": _print_version,
+                                  "help": "Show the version and exit."}
+
+
+def version_param() -> click.Option:
+    """``--version`` as a parameter object, for the commands a ``LazyGroup`` loads."""
+    return click.Option(["--version"], **VERSION_OPTION)
+
+
+def version_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--version`` as a decorator, for groups and stand-alone commands."""
+    return click.option("--version", **VERSION_OPTION)(func)
 
 
 class LazyGroup(click.Group):
@@ -44,7 +87,10 @@ class LazyGroup(click.Group):
                 if exc.name != module_name:
                     raise  # a dependency of the command is missing: show the real cause
                 raise click.ClickException(f"command {name!r} is not available in this install ({exc})") from exc
-            return getattr(module, attr)
+            command: click.Command = getattr(module, attr)
+            if not any(p.name == "version" for p in command.params):
+                command.params.append(version_param())
+            return command
         return super().get_command(ctx, name)
 
 
@@ -74,7 +120,50 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="Silence progress bars.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="Silence progress bars and status lines.")
+
+
+def data_option(help_text: str = "Aligned file from `depthgait-prep align`.", default: Path | None = DEFAULT_DATA) -> Any:
+    """``--data``: the aligned file a command reads, the same name and default everywhere."""
+    return click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=default,
+                        show_default=default is not None, help=help_text)
+
+
+json_option = click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+    metavar="FILE", help="Also write the result as JSON to FILE ('-': print only the JSON, to standard output).",
+)
+
+
+def check_checkpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--checkpoint``: a file, a model folder or a Hub id (user/name); anything else fails before torch loads."""
+    if value is None:
+        return value
+    from depthgait_model.hub import is_pretrained_name
+
+    if not Path(value).is_file() and not is_pretrained_name(value):
+        raise click.BadParameter(f"{value}: no such checkpoint file, model folder or Hub id (user/name)")
+    return value
+
+
+def checkpoint_option(help_text: str) -> Any:
+    return click.option("--checkpoint", required=True, metavar="CKPT", callback=check_checkpoint, help=help_text)
+
+
+def write_json(path: Path | None, data: Any) -> bool:
+    """Write ``data`` for ``--json FILE`` (``-``: standard output); True when it went to standard output."""
+    if path is None:
+        return False
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return True
+    from pipeline.atomic import write_text_atomic
+
+    write_text_atomic(path, text)
+    return False
+
+
 device_option = click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -137,3 +226,22 @@ def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+@contextlib.contextmanager
+def json_target(path: Path | None) -> Iterator[Path | None]:
+    """A file path for a library that writes ``--json FILE`` itself; for ``-`` a temporary file printed at the end."""
+    if path is None or str(path) != "-":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="depthgait-json-") as tmp:
+        target = Path(tmp) / "report.json"
+        yield target
+        if target.is_file():
+            click.echo(target.read_text(), nl=False)
+
+
+def echo_for(json_path: Path | None) -> Callable[[str], None]:
+    """Where a command's text goes: standard output, or standard error when the JSON takes standard output."""
+    to_err = json_path is not None and str(json_path) == "-"
+    return lambda message: click.echo(message, err=to_err)

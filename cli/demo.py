@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from cli.common import CONTEXT_SETTINGS, version_option
 from pipeline.atomic import write_text_atomic
 from pipeline.manifest import load_manifest
 
@@ -23,11 +24,20 @@ from pipeline.manifest import load_manifest
 # gallery nm-01..04, probes nm-05 (NM), bg-01 (BG), cl-01 (CL).
 DEMO_CONDITIONS = "nm-01,nm-02,nm-03,nm-04,nm-05,bg-01,cl-01"
 DEMO_VIEWS = "000,090,180"
+# The demo runs ``python -m cli.prep ...`` (no PATH needed) and shows what a user types.
+TYPED_NAMES = {"cli.prep": "depthgait-prep", "cli.main": "depthgait"}
+
+
+def typed_command(argv: list[str]) -> str:
+    """``[python, -m, cli.prep, synth, ...]`` -> ``depthgait-prep synth ...``, as a user types it."""
+    if len(argv) >= 3 and argv[1] == "-m" and argv[2] in TYPED_NAMES:
+        argv = [TYPED_NAMES[argv[2]], *argv[3:]]
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def run_step(name: str, argv: list[str], timings: dict[str, float], allow_exit: tuple[int, ...] = (0,)) -> None:
     """Run one stage as its real command line, echoing it; stop the demo if it fails."""
-    shown = " ".join(shlex.quote(a) for a in argv[2:])
+    shown = typed_command(argv)
     click.secho(f"\n$ {shown}", fg="cyan", err=True)
     start = time.perf_counter()
     code = subprocess.call(argv)
@@ -49,15 +59,18 @@ def contact_sheet(aligned: Path, out: Path, per_view: int = 1) -> Path:
     return write_png(out, image)
 
 
-@click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True)
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
+              help="Folder for the videos, caches, run and report.")
 @click.option("--subjects", type=click.IntRange(4, 999), default=10, show_default=True,
               help="Synthetic people; the synthetic manifest trains on the first half and tests on the rest.")
 @click.option("--frames", type=click.IntRange(10), default=30, show_default=True, help="Frames per video.")
 @click.option("--iterations", type=click.IntRange(1), default=300, show_default=True, help="Training iterations.")
 @click.option("--config", "config_name", default="small-cpu", show_default=True, help="Model recipe.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes for synth and extract.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the synthetic people and of training.")
+@version_option
 def main(out: Path, subjects: int, frames: int, iterations: int, config_name: str, workers: int, seed: int) -> None:
     """Run synth -> extract -> align -> train -> test on a built-in synthetic sample.
 
@@ -97,7 +110,11 @@ def main(out: Path, subjects: int, frames: int, iterations: int, config_name: st
     timings["total"] = round(time.perf_counter() - total, 1)
     write_text_atomic(out / "timings.json", json.dumps(timings, indent=2) + "\n")
     report = json.loads((out / "report.json").read_text())
-    means = ", ".join(f"{c} {report[c]['mean']:.1f}%" for c in report.get("conditions", ("NM", "BG", "CL")))
+    conditions = report.get("conditions", ["NM", "BG", "CL"])
+    summary = {"rank1": {c: report[c]["mean"] for c in conditions}, "test_subjects": len(test_ids),
+               "chance": 100 / len(test_ids), "timings": timings}
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # scripts/readme_numbers.py reads it
+    means = ", ".join(f"{c} {report[c]['mean']:.1f}%" for c in conditions)
     click.echo(f"\nDemo finished in {timings['total'] / 60:.1f} min. Mean rank-1 (identical views excluded): {means}")
     click.echo(f"Chance level: {100 / len(test_ids):.0f}% ({len(test_ids)} test subjects).")
     click.echo(f"Look at: {out}/report.json, {sheet}, {out}/loss.png, {out}/rank1_views.png, {out}/cmc.png")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import LazyGroup
+from cli.common import CONTEXT_SETTINGS, LazyGroup, version_option
 
 COMMANDS = {
     "train": "cli.model_train:train",
@@ -12,10 +12,12 @@ COMMANDS = {
     "embed": "cli.model_infer:embed",
     "identify": "cli.model_infer:identify",
     "convert": "cli.model_convert:convert",
+    "push": "cli.model_push:push",
 }
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@version_option
 def main() -> None:
     """Train, test and use the DepthGait silhouette + depth gait-recognition model.
 

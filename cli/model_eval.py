@@ -5,16 +5,24 @@ from pathlib import Path
 
 import click
 
-from cli.common import device_option, handle_errors, quiet_option, resolve_device
+from cli.common import (
+    DEFAULT_DATA,
+    checkpoint_option,
+    data_option,
+    device_option,
+    echo_for,
+    handle_errors,
+    json_option,
+    json_target,
+    quiet_option,
+    resolve_device,
+)
 
 metric_option = click.option(
     "--metric",
     type=click.Choice(["euc", "cos"]),
     default=None,
     help="Distance: per-part Euclidean averaged over parts, or 1 - mean per-part cosine [default: the manifest's].",
-)
-json_option = click.option(
-    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here."
 )
 plots_option = click.option(
     "--plots",
@@ -26,10 +34,8 @@ plots_option = click.option(
 
 
 @click.command("test")
-@click.option(
-    "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True, help="A depthgait checkpoint (.pt)."
-)
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default="cache/aligned.h5", show_default=True)
+@checkpoint_option("A depthgait checkpoint (.pt), a folder saved by `depthgait push --to-folder`, or a Hub id (user/name).")
+@data_option("Aligned file holding the test subjects.", DEFAULT_DATA)
 @click.option("--manifest", default=None, help="Split and protocol (name or YAML) [default: the run's, else casia-b].")
 @metric_option
 @json_option
@@ -45,7 +51,7 @@ plots_option = click.option(
 @quiet_option
 @handle_errors
 def test(
-    checkpoint: Path,
+    checkpoint: str,
     data: Path,
     manifest: str | None,
     metric: str | None,
@@ -68,21 +74,20 @@ def test(
     """
     from depthgait_model.evaluate import test_checkpoint
 
-    if batch_size < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--batch-size")
-    test_checkpoint(
-        checkpoint,
-        data=data,
-        manifest=manifest,
-        device=resolve_device(device),
-        json_path=json_path,
-        plots_dir=plots_dir,
-        metric=metric,
-        embeddings_path=save_embeddings,
-        batch_size=batch_size,
-        quiet=quiet,
-        echo=click.echo,
-    )
+    with json_target(json_path) as report:
+        test_checkpoint(
+            checkpoint,
+            data=data,
+            manifest=manifest,
+            device=resolve_device(device),
+            json_path=report,
+            plots_dir=plots_dir,
+            metric=metric,
+            embeddings_path=save_embeddings,
+            batch_size=batch_size,
+            quiet=quiet,
+            echo=echo_for(json_path),
+        )
 
 
 @click.command("evaluate")
@@ -117,13 +122,14 @@ def evaluate(
     """
     from depthgait_model.evaluate import evaluate_file
 
-    evaluate_file(
-        embeddings,
-        protocol=protocol,
-        metric=metric,
-        device=resolve_device(device),
-        json_path=json_path,
-        plots_dir=plots_dir,
-        quiet=quiet,
-        echo=click.echo,
-    )
+    with json_target(json_path) as report:
+        evaluate_file(
+            embeddings,
+            protocol=protocol,
+            metric=metric,
+            device=resolve_device(device),
+            json_path=report,
+            plots_dir=plots_dir,
+            quiet=quiet,
+            echo=echo_for(json_path),
+        )

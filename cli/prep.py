@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import LazyGroup
+from cli.common import CONTEXT_SETTINGS, LazyGroup, version_option
 
 COMMANDS = {
     "synth": "cli.prep_synth:synth",
@@ -16,7 +16,8 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@version_option
 def main() -> None:
     """Turn RGB walking videos into aligned silhouette + depth sequences.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import handle_errors, quiet_option, workers_option
+from cli.common import handle_errors, json_option, quiet_option, workers_option, write_json
 
 cache_option = click.option(
     "--cache",
@@ -68,22 +68,25 @@ def align(
 @click.command()
 @cache_option
 @click.option(
-    "--aligned", type=click.Path(dir_okay=False, path_type=Path), help="Aligned file [default: CACHE/aligned.h5]."
+    "--data", "--aligned", "aligned", type=click.Path(dir_okay=False, path_type=Path),
+    help="Aligned file [default: CACHE/aligned.h5].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+@json_option
 @handle_errors
-def status(cache: Path, aligned: Path | None, as_json: bool) -> None:
+def status(cache: Path, aligned: Path | None, json_path: Path | None) -> None:
     """Summarise a cache: videos done, failed (with reasons), frames kept and dropped, short sequences.
 
     \b
     Example:
       depthgait-prep status --cache cache
-      depthgait-prep status --json > status.json
+      depthgait-prep status --json status.json
+      depthgait-prep status --json - | jq .videos
     """
     from pipeline.tools.status import cache_status
 
     result = cache_status(cache, aligned)
-    click.echo(result.to_json() if as_json else result.format())
+    if not write_json(json_path, result.to_dict()):
+        click.echo(result.format())
 
 
 @click.command()

@@ -12,6 +12,8 @@ from cli.common import extract_options, handle_errors, quiet_option, workers_opt
 if TYPE_CHECKING:
     from pipeline.extract.settings import ExtractSettings
 
+SHOW_FAILURES = 5  # failures printed with their reason at the end of a run
+
 
 @click.command()
 @click.argument("videos_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -52,5 +54,10 @@ def extract(
         videos_dir, cache, extract_settings, manifest, layout, workers, overwrite, quiet, scheduler=dask_scheduler
     )
     click.echo(summary.line(cache))
+    failed = [row for row in summary.rows if row.level == "error"]
+    for row in failed[:SHOW_FAILURES]:  # why a video failed reaches the console, not only errors.jsonl
+        click.echo(f"failed: {row.line()}", err=True)
+    if len(failed) > SHOW_FAILURES:
+        click.echo(f"... and {len(failed) - SHOW_FAILURES} more in {cache / 'errors.jsonl'}", err=True)
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import device_option, handle_errors, quiet_option, resolve_device
+from cli.common import data_option, device_option, handle_errors, quiet_option, resolve_device
 from pipeline.depth import DEFAULT_DEPTH_MODEL as DEFAULT_DEPTH
 from pipeline.errors import Failure
 
@@ -20,9 +20,10 @@ def _report_failures(failed: list[Failure], what: str) -> None:
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["opengait"]), default="opengait", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["opengait"]), default="opengait", show_default=True,
+              help="Layout of the tree to write (OpenGait: <subject>/<condition>/<view>/<nn>-<modality>-<view>.pkl).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Tree to write.")
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ALIGNED, show_default=True)
+@data_option("Aligned file to export.", Path(DEFAULT_ALIGNED))
 @click.option("--manifest", default="casia-b", show_default=True, help="Split for partition.json (name or YAML).")
 @click.option(
     "--modalities",
@@ -54,8 +55,10 @@ def export(fmt: str, out_dir: Path, data: Path, manifest: str, modalities: str |
 
 @click.command("import")
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["opengait", "sustech1k"]), default="opengait", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ALIGNED, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["opengait", "sustech1k"]), default="opengait", show_default=True,
+              help="opengait: a pkl tree <subject>/<condition>/<view>/; sustech1k: the SUSTech1K release (RGB + silhouettes).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ALIGNED, show_default=True,
+              help="Aligned file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--sil-pattern", default=None, help="opengait: glob of the silhouette pkl in each folder.")
 @click.option("--depth-pattern", default=None, help="opengait: glob of the depth pkl in each folder.")

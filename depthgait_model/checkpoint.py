@@ -148,9 +148,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     """Rebuild the trained model from the checkpoint alone, in eval mode on ``device``.
 
     Returns ``(model, run_config, meta)``; ``meta`` holds ``iteration``, ``label_map``,
-    ``classes`` (subjects in class order) and the trainer's ``extra`` record.
+    ``classes`` (subjects in class order) and the trainer's ``extra`` record. A model folder or a
+    Hub id (``user/name``, see ``depthgait_model.hub``) is read the same way.
     """
+    from depthgait_model.hub import is_pretrained_name, load_pretrained
     from depthgait_model.model import DepthGait  # heavy import, only when a model is built
+
+    if is_pretrained_name(path):
+        return load_pretrained(path, device)
 
     payload = load_checkpoint(path, map_location="cpu")
     run_config = config_of(payload, path)

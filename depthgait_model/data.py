@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from depthgait_model.augment import ClipAugment
 from pipeline.errors import InputError
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.geometry import CUT, FRAME_SIZE
 from pipeline.manifest import Manifest, SequenceId, load_manifest
+from pipeline.progress import progress
 
 MODALITIES = ("sil", "depth")
 
@@ -178,7 +178,7 @@ class GaitDataset(Dataset):
         total = int(self.offsets[-1])
         cut = self._stored_cut
         self._frames = {m: np.empty((total, FRAME_SIZE, FRAME_SIZE - 2 * cut), dtype=np.uint8) for m in self.modalities}
-        for i, seq in enumerate(tqdm(ids, desc="load sequences", unit="seq", disable=quiet, leave=False)):
+        for i, seq in enumerate(progress(ids, desc="load sequences", unit="seq", disable=quiet, leave=False)):
             loaded = reader.load(seq)
             lo, hi = self.offsets[i], self.offsets[i + 1]
             for m in self.modalities:

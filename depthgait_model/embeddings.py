@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from depthgait_model.data import collate, sequence_item
 from pipeline.atomic import atomic_path
@@ -21,6 +20,7 @@ from pipeline.errors import DepthgaitError, InputError
 from pipeline.formats.aligned import AlignedReader
 from pipeline.geometry import CUT
 from pipeline.manifest import SequenceId
+from pipeline.progress import progress
 
 KEYS: tuple[str, ...] = ("embeddings", "labels", "types", "views")
 
@@ -166,7 +166,7 @@ def embed_aligned(
             raise InputError(f"{reader.path}: the model uses depth, but {len(no_depth)} sequences have none ({no_depth[0]}, ...)")
     batches = length_batches(lengths, batch_size, max_frames)
     rows: list[np.ndarray | None] = [None] * len(ids)
-    with tqdm(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
+    with progress(total=len(ids), desc="embed", unit="seq", disable=quiet) as bar:
         for batch in batches:
             seqs = [reader.load(ids[i]) for i in batch]
             with_depth = all(s.depth is not None for s in seqs)

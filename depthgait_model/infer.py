@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings, embed_aligned
 from depthgait_model.identify import (  # Match and rank_identities are re-exported for older callers
@@ -31,6 +30,7 @@ from pipeline.errors import DepthgaitError, Failure, InputError
 from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import Manifest, ManifestError, SequenceId
+from pipeline.progress import progress
 
 __all__ = ["Inference", "Match", "NoPersonError", "embed_inputs", "identify_video", "rank_identities"]
 
@@ -162,7 +162,7 @@ class Inference:
     def embed_videos(self, items: Sequence[tuple[Path, SequenceId]]) -> tuple[Embeddings | None, list[Failure]]:
         """Embed identified videos; an unusable video is a ``Failure``, not an error."""
         seqs, failed = [], []
-        for video, seq in tqdm(items, desc="videos", unit="video", disable=self.quiet):
+        for video, seq in progress(items, desc="videos", unit="video", disable=self.quiet):
             try:
                 seqs.append(self.sequence_from_video(video, seq))
             except (ValueError, OSError) as exc:

@@ -12,7 +12,8 @@ every strip with its own FC (the embedding) and a BNNeck (the classifier feature
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -80,6 +81,16 @@ class DepthGait(nn.Module):
         assert which in ("fc", "bnneck"), f"which must be 'fc' or 'bnneck', got {which!r}"
         out = self(sil, depth, lengths)
         return out.embeddings if which == "fc" else out.bnneck  # (N, E, P)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: Any = "cpu") -> DepthGait:
+        """A shared model (``user/name`` on the Hub, or a folder from ``depthgait push --to-folder``), in
+        eval mode; its subjects in class order are ``model.classes``. See ``depthgait_model.hub``."""
+        from depthgait_model.hub import load_pretrained
+
+        model, _, meta = load_pretrained(name_or_path, device)
+        model.classes = meta["classes"]
+        return model
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

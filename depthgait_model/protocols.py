@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from depthgait_model.embeddings import Embeddings
 from depthgait_model.metrics import (
@@ -45,6 +44,7 @@ from depthgait_model.metrics import (
 )
 from pipeline.errors import InputError
 from pipeline.manifest import Manifest, Protocol
+from pipeline.progress import progress
 
 KINDS: tuple[str, ...] = ("cross-view", "condition", "retrieval")
 RETRIEVAL_RANKS: tuple[int, ...] = (1, 5, 10)
@@ -110,7 +110,7 @@ class _Prepared:
     def stream(self, metric: str, chunk_size: int | None, quiet: bool):
         """(rows over p_idx, distances [rows, G]) blocks with a progress bar."""
         chunks = iter_distance_chunks(self.feats[self.p_idx], self.feats[self.g_idx], metric, chunk_size)
-        with tqdm(total=len(self.p_idx), desc="evaluate", unit="probe", disable=quiet) as bar:
+        with progress(total=len(self.p_idx), desc="evaluate", unit="probe", disable=quiet) as bar:
             for rows, dist in chunks:
                 yield rows, dist
                 bar.update(rows.stop - rows.start)

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,6 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from depthgait_model.augment import ClipAugment
 from depthgait_model.checkpoint import config_of, load_checkpoint, save_checkpoint, set_rng_state, unwrap
@@ -43,6 +43,7 @@ from pipeline.atomic import atomic_path, write_failure, write_text_atomic
 from pipeline.device import resolve_device
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.manifest import Manifest
+from pipeline.progress import progress
 
 # Train settings a resumed run may change without breaking the bit-for-bit continuation.
 RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "log_every", "num_workers", "eval_every", "eval_metric"}
@@ -99,11 +100,13 @@ def train(
     device: str = "auto",
     quiet: bool = False,
     init: str | Path | None = None,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Train ``run_cfg`` on the train split of ``manifest`` in ``data_path``; write ``out_dir``.
 
     ``init``: a checkpoint whose weights start a new run (see ``convert.init_from_checkpoint``);
-    ignored when resuming, where the run's own checkpoint holds the weights.
+    ignored when resuming, where the run's own checkpoint holds the weights. ``tensorboard``: also the
+    metrics as TensorBoard scalars in ``out_dir/tensorboard``.
     """
     info = DistInfo.from_env()
     dev = pick_device(device, info)
@@ -113,7 +116,7 @@ def train(
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet, init)
+        return _train(run_cfg, Path(data_path), manifest, Path(out_dir), resume, dev, info, quiet, init, tensorboard)
     finally:
         if owns_group:
             dist.destroy_process_group()
@@ -121,7 +124,7 @@ def train(
 
 def _train(
     run_cfg: RunConfig, data_path: Path, manifest: Manifest | str, out_dir: Path, resume: bool,
-    dev: torch.device, info: DistInfo, quiet: bool, init: str | Path | None = None,
+    dev: torch.device, info: DistInfo, quiet: bool, init: str | Path | None = None, tensorboard: bool = False,
 ) -> TrainResult:
     tc = run_cfg.train
     latest = out_dir / "ckpt.pt"
@@ -140,7 +143,7 @@ def _train(
     if init is not None and not payload:
         init_report = init_from_checkpoint(model, init)
         if info.main and not quiet:
-            tqdm.write(f"{init_report.summary()} from {init}")
+            print(f"{init_report.summary()} from {init}", file=sys.stderr)
     model = model.to(dev)
     model = maybe_sync_bn(model, tc.sync_bn, info.world_size, dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
@@ -168,6 +171,10 @@ def _train(
         pin_memory=dev.type == "cuda", generator=torch.Generator().manual_seed(tc.seed),  # keep global RNG untouched
     )
     log = MetricsLog(out_dir / "metrics.jsonl", keep_until=start, enabled=info.main)
+    if tensorboard and info.main:
+        from depthgait_model.tensorboard_log import TensorBoardLog
+
+        log.sink = TensorBoardLog(out_dir, resumed_from=start)
     if info.main:
         write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False))
     extra = {"data": str(data_path), "manifest": getattr(manifest, "name", str(manifest)),
@@ -181,7 +188,7 @@ def _train(
     nonfinite = 0
     began = time.perf_counter()
     window_began = began
-    bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=quiet or not info.main,
+    bar = progress(total=tc.iterations, initial=start, desc="train", unit="it", disable=quiet or not info.main,
                dynamic_ncols=True)
     net.train()
     iteration = start
@@ -242,6 +249,8 @@ def _train(
             if info.world_size > 1:
                 dist.barrier()
     bar.close()
+    if log.sink is not None:
+        log.sink.close()
     seconds = time.perf_counter() - began
     if info.world_size > 1:
         dist.barrier()
@@ -316,6 +325,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, keep_until: int, enabled: bool = True) -> None:
         self.path, self.enabled = path, enabled
+        self.sink: Any = None  # also called with each new record (TensorBoard)
         self.records: list[dict[str, Any]] = []
         if not enabled:
             return
@@ -346,6 +356,8 @@ class MetricsLog:
                         raise
             except OSError as exc:
                 raise write_failure(self.path, exc) from None
+        if self.sink is not None:
+            self.sink(record)
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:

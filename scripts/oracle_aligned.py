@@ -14,11 +14,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.align.frames import align_frames
 from pipeline.formats.aligned import AlignedSequence, AlignedWriter
 from pipeline.manifest import load_manifest
+from pipeline.progress import progress
 
 
 def oracle_sequence(truth: Path, manifest_name: str) -> AlignedSequence | None:
@@ -45,7 +45,7 @@ def main() -> None:
     if not truths:
         raise SystemExit(f"{args.videos}/truth: no truth files")
     with AlignedWriter(args.out, {"oracle": True, "source": str(args.videos)}) as writer:
-        for truth in tqdm(truths, desc="oracle", unit="seq"):
+        for truth in progress(truths, desc="oracle", unit="seq"):
             seq = oracle_sequence(truth, args.manifest)
             if seq is not None:
                 writer.add(seq)

@@ -32,7 +32,8 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
-from tqdm import tqdm
+
+from pipeline.progress import progress
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -116,7 +117,7 @@ def train(settings: TrainSettings, quiet: bool = False) -> tuple[object, object,
     curve: list[dict[str, float]] = []
     running = None
     t_train = time.time()
-    bar = tqdm(range(total), desc="train", unit="it", disable=quiet)
+    bar = progress(range(total), desc="train", unit="it", disable=quiet)
     for it in bar:
         idx = torch.randint(0, x_all.shape[0], (settings.batch_size,), generator=gen)
         x, inv, mask = augment(x_all[idx].float(), gen), inv_all[idx], mask_all[idx]  # [B, 3, H, W], [B, H, W] x2

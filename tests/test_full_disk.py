@@ -45,7 +45,7 @@ def _commands(inputs: dict[str, Path], out: Path) -> dict[str, tuple[list[str], 
     """command -> (argv after ``python -m``, the file that must not appear half-written)."""
     train = ["cli.main", "train", "--data", str(inputs["toy"]), "--manifest", "synthetic", "--config", "tiny",
              "--set", "train.batch_p=2", "--set", "train.frames=4", "--iterations", "1", "--threads", "1",
-             "--device", "cpu", "-q", "--out", str(out / "run")]  # fmt: skip
+             "--device", "cpu", "-q", "--out", str(out / "run")]
     return {
         "align": (["cli.prep", "align", "--cache", str(inputs["cache"]), "--out", str(out / "a.h5"), "-q"], out / "a.h5"),
         "import": (["cli.prep", "import", str(inputs["tree"]), "--out", str(out / "i.h5"), "-q"], out / "i.h5"),
@@ -81,7 +81,7 @@ def test_full_disk_is_one_line_and_leaves_no_half_file(tmp_path: Path, inputs) -
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     argv = json.dumps({name: a for name, (a, _) in commands.items()})
     done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _DRIVER, argv, json.dumps(limits)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert done.returncode == 0 and "Fatal" not in done.stderr, done.stderr[-3000:]  # no crash
     results = json.loads(done.stdout.strip().splitlines()[-1])
     for name, (exit_code, output, exception) in results.items():

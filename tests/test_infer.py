@@ -79,7 +79,7 @@ def test_embed_videos_then_identify_held_out_probe(trained, gallery) -> None:
     runner = CliRunner()
     for subject in SUBJECTS:
         probe = trained["probes"] / f"{subject}-{PROBE}-090.avi"
-        res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--top-k", "3", "--json",
+        res = runner.invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--top-k", "3", "--json", "-",
                                         *_common(trained)])
         assert res.exit_code == 0, res.output
         (track,) = json.loads(res.output)["tracks"]  # one walker per video
@@ -163,7 +163,7 @@ def decode_frames(path: Path) -> list[np.ndarray]:
 def test_identify_open_set_json_and_annotated_video(trained, gallery, tmp_path: Path) -> None:
     probe = trained["probes"] / f"002-{PROBE}-090.avi"
     out = tmp_path / "annotated.mp4"
-    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--json", "--max-distance",
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(probe), "--json", "-", "--max-distance",
                                          "0", "--save-video", str(out), *_common(trained)])
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
@@ -260,7 +260,7 @@ def test_identify_on_a_synthetic_crowd_annotates_every_frame(trained, gallery, t
 
     (video,) = generate_crowds(tmp_path, people=3, frames=20, size=(160, 120), quiet=True)
     out = tmp_path / "crowd.mp4"
-    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(video), "--json", "--save-video",
+    res = CliRunner().invoke(depthgait, ["identify", "--gallery", str(gallery), str(video), "--json", "-", "--save-video",
                                          str(out), *_common(trained)])
     assert res.exit_code == 0, res.output
     tracks = json.loads(res.stdout)["tracks"]

@@ -70,7 +70,7 @@ def test_align_cli_errors(tmp_path: Path, cache: Path) -> None:
 
 
 def test_status_counts_match(cache: Path) -> None:
-    before = json.loads(invoke("status", "--cache", str(cache), "--json").output)
+    before = json.loads(invoke("status", "--cache", str(cache), "--json", "-").output)
     assert before["videos_done"] == 3 and before["aligned"] is None
     assert before["frames_with_person"] == 9 + 6 + 6 and before["frames_decoded"] == 11 + 8 + 8
     assert sorted(Path(v).name for v in before["failed"]) == ["004-nm-01-090.avi", "005-nm-01-090.avi"]
@@ -78,7 +78,7 @@ def test_status_counts_match(cache: Path) -> None:
     assert [Path(w["video"]).name for w in before["warnings"]] == ["002-bg-01-000.avi"]
 
     invoke("align", "--cache", str(cache), "--quiet")
-    after = json.loads(invoke("status", "--cache", str(cache), "--json").output)["aligned"]
+    after = json.loads(invoke("status", "--cache", str(cache), "--json", "-").output)["aligned"]
     assert after["up_to_date"] is True
     assert after["sequences"] == 2 and after["frames_kept"] == 7 + 6 and after["frames_dropped"] == 2 + 3
     assert after["too_short"] == [["003/cl-01/180", 3]]
@@ -87,7 +87,7 @@ def test_status_counts_match(cache: Path) -> None:
     assert "videos failed: 2" in text and "no person found" in text and "up to date" in text
 
     make_cache(cache, SequenceId("010", "nm-01", "090"), n_frames=6)  # a new cache: the file is stale
-    stale = json.loads(invoke("status", "--cache", str(cache), "--json").output)["aligned"]
+    stale = json.loads(invoke("status", "--cache", str(cache), "--json", "-").output)["aligned"]
     assert stale["up_to_date"] is False
 
 

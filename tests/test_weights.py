@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
+from pipeline.extract import weights
 from pipeline.extract.weights import (
     MissingWeightsError,
+    host_reachable,
     resolve_hf_model,
     resolve_sam_checkpoint,
     resolve_yolo_weights,
@@ -18,7 +23,7 @@ from pipeline.extract.weights import (
 
 
 @pytest.fixture(autouse=True)
-def no_weights_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def no_weights_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No weight folder of this machine may satisfy a lookup: every search place is an empty temp folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -26,7 +31,38 @@ def no_weights_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr("pipeline.extract.weights._ultralytics_weights_dir", lambda: tmp_path / "ul")
-    return tmp_path
+    host_reachable.cache_clear()
+    yield tmp_path
+    host_reachable.cache_clear()
+
+
+OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "DEPTHGAIT_OFFLINE")
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """A user who never set an offline switch, on a machine without network: every connection fails."""
+    for name in OFFLINE_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    attempts: list[object] = []
+
+    def refuse(address: object, *args: object, **kwargs: object) -> None:
+        attempts.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: refuse(address))
+    return attempts
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No offline switch and every host reachable; the downloads themselves are faked by each test."""
+    for name in OFFLINE_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(weights, "host_reachable", lambda host, port=443, timeout=2.0: True)
 
 
 def test_hub_model_not_cached_fails_fast_offline() -> None:
@@ -34,12 +70,12 @@ def test_hub_model_not_cached_fails_fast_offline() -> None:
         resolve_hf_model("depth-anything/Depth-Anything-V2-Small-hf")
     msg = str(err.value)
     assert "depth-anything/Depth-Anything-V2-Small-hf" in msg and "HF_HUB_OFFLINE=1" in msg
-    assert "huggingface-cli download depth-anything/Depth-Anything-V2-Small-hf" in msg and "--depth" in msg
+    assert "hf download depth-anything/Depth-Anything-V2-Small-hf" in msg and "--depth" in msg
+    assert "huggingface-cli" not in msg  # not a command of the installed huggingface_hub
 
 
-def test_hub_model_resolves_when_online_or_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    assert resolve_hf_model("owner/model") == "owner/model"  # from_pretrained may download it
+def test_hub_model_resolves_when_online_or_local(tmp_path: Path, online: None) -> None:
+    assert resolve_hf_model("owner/model") == "owner/model"  # from_pretrained downloads it
     folder = tmp_path / "local-depth"
     folder.mkdir()
     with pytest.raises(MissingWeightsError, match="local-depth has no config.json"):
@@ -105,7 +141,7 @@ def test_cli_missing_weight_is_one_line_before_any_work(tmp_path: Path) -> None:
     videos.mkdir()
     (videos / "001-nm-01-090.avi").write_bytes(b"x")
     for args, expect in [
-        ([], "huggingface-cli download depth-anything/Depth-Anything-V2-Small-hf"),
+        ([], "hf download depth-anything/Depth-Anything-V2-Small-hf"),
         (["--depth", str(tmp_path), "--detector", "yolo"], "no config.json"),
         (["--segmenter", "sam", "--depth", "owner/other"], "owner/other"),
     ]:
@@ -113,3 +149,81 @@ def test_cli_missing_weight_is_one_line_before_any_work(tmp_path: Path) -> None:
         assert result.exit_code == 1 and result.output.startswith("Error: ") and expect in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "cache" / "videos").exists()  # nothing was extracted
+
+
+def test_no_network_is_found_at_once_and_named(no_network: list[object]) -> None:
+    """Without any offline switch, a missing weight still fails at once when the host cannot be reached."""
+    with pytest.raises(MissingWeightsError) as err:
+        resolve_hf_model("depth-anything/Depth-Anything-V2-Small-hf")
+    assert "huggingface.co cannot be reached" in str(err.value)
+    assert "`hf download depth-anything/Depth-Anything-V2-Small-hf`" in str(err.value)
+    with pytest.raises(MissingWeightsError, match=r"'yolo11n.pt' not found .* github.com cannot be reached.*releases/download"):
+        resolve_yolo_weights("yolo11n.pt")
+    with pytest.raises(MissingWeightsError, match=r"sam_vit_b_01ec64.pth .* dl.fbaipublicfiles.com cannot be reached"):
+        resolve_sam_checkpoint("vit_b")
+    assert {a[0] for a in no_network if isinstance(a, tuple)} == {"huggingface.co", "github.com", "dl.fbaipublicfiles.com"}
+    with pytest.raises(MissingWeightsError, match="not found"):
+        resolve_yolo_weights("my-detector.pt")  # not an official name: nothing to download, no probe
+    assert len(no_network) == 3  # one probe per host per process
+
+
+def test_probe_goes_through_the_proxy_and_gives_up_on_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:8080")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert weights._proxy_for("huggingface.co") == ("proxy.example", 8080)
+    monkeypatch.setenv("NO_PROXY", "localhost,.huggingface.co")
+    assert weights._proxy_for("huggingface.co") is None and weights._proxy_for("github.com") == ("proxy.example", 8080)
+    release = threading.Event()
+
+    def black_hole(*args: object, **kwargs: object) -> None:  # a resolver or route that never answers
+        release.wait(30)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", black_hole)
+    assert host_reachable("hang.example", 443, 0.1) is False
+    release.set()
+
+
+def test_online_downloads_the_ecosystem_way(tmp_path: Path, online: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Online, an official YOLO name goes through ultralytics' own downloader into its weights_dir, a SAM size
+    into torch's hub cache from its official URL."""
+    import ultralytics.utils.downloads as ul_downloads
+
+    fetched: list[str] = []
+
+    def fake_safe_download(url: str, file: Path, **kwargs: object) -> None:
+        fetched.append(url)
+        Path(file).write_bytes(b"weights")
+
+    monkeypatch.setattr(ul_downloads, "safe_download", fake_safe_download)
+    assert resolve_yolo_weights("yolo11n-seg.pt") == str(tmp_path / "ul" / "yolo11n-seg.pt")
+    assert fetched == ["https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11n-seg.pt"]
+    with pytest.raises(MissingWeightsError, match="'best.pt' not found"):
+        resolve_yolo_weights("best.pt")  # not an ultralytics asset: no download is tried
+    assert len(fetched) == 1
+
+    def fake_torch_download(url: str, dst: str, progress: bool = True) -> None:
+        fetched.append(url)
+        Path(dst).write_bytes(b"sam")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_torch_download)
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    assert resolve_sam_checkpoint("vit_h") == ("vit_h", hub / "sam_vit_h_4b8939.pth")
+    assert fetched[-1] == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth"
+    assert resolve_sam_checkpoint("vit_h") == ("vit_h", hub / "sam_vit_h_4b8939.pth") and len(fetched) == 2  # cached
+
+
+def test_cli_without_offline_switches_or_network(tmp_path: Path, no_network: list[object]) -> None:
+    """The issue's user: no offline switch, no network. Each missing weight is one short line, no traceback."""
+    from cli.prep import main
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "001-nm-01-090.avi").write_bytes(b"x")
+    for args, expect in [
+        ([], "huggingface.co cannot be reached"),
+        (["--depth", "depthgait/synthdepth-small", "--detector", "yolo"], "github.com cannot be reached"),
+    ]:
+        result = CliRunner().invoke(main, ["extract", str(videos), "--cache", str(tmp_path / "cache"), "--quiet", *args])
+        assert result.exit_code == 1 and result.output.startswith("Error: ") and expect in result.output, result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 4

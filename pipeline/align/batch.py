@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from joblib import Parallel, delayed
-from tqdm import tqdm
 
 from pipeline.align.frames import AlignSettings, align_video_cache
 from pipeline.atomic import write_text_atomic
 from pipeline.formats.aligned import AlignedFormatError, AlignedReader, AlignedSequence, AlignedWriter
 from pipeline.formats.video_cache import list_caches, read_video_cache
+from pipeline.progress import progress
 
 ALIGN_CODE_VERSION = 1  # bump when the alignment itself changes, so old files are redone
 
@@ -168,7 +168,7 @@ def run_align(
     jobs = Parallel(n_jobs=workers, return_as="generator")(delayed(align_cache)(p, settings, here) for p in caches)
     seen: dict[str, str] = {}
     with AlignedWriter(out, meta) as writer:
-        for seq_report, seq in tqdm(jobs, total=len(caches), desc="align", unit="seq", disable=quiet):
+        for seq_report, seq in progress(jobs, total=len(caches), desc="align", unit="seq", disable=quiet):
             if seq is not None and seq.id.key in seen:
                 seq_report.status = "failed"
                 seq_report.error = f"sequence {seq.id.key} is also in {seen[seq.id.key]}"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.depth.metrics import align_scale_shift, depth_errors
 from pipeline.errors import InputError
 from pipeline.geometry import crop_boxes, fit_to_input
+from pipeline.progress import progress
 from pipeline.synthetic.dataset import CONDITIONS, VIEWS
 
 TRAIN_SUBJECT_OFFSET = 1000  # held-in subjects are indices 1000+; held-out ones 1..N (what `depthgait-prep synth` makes)
@@ -118,7 +118,7 @@ def render_crops(
     out = Crops([], [], [])
     jobs = [(s, VIEWS[rng.integers(len(VIEWS))], CONDITIONS[rng.integers(len(CONDITIONS))], int(rng.integers(1 << 31)))
             for s in subject_indices for _ in range(sequences_per_subject)]
-    for index, view, condition, seq_seed in tqdm(jobs, desc="render", unit="seq", disable=quiet):
+    for index, view, condition, seq_seed in progress(jobs, desc="render", unit="seq", disable=quiet):
         seq = render_sequence(subject_params(index, 0), view, condition, frames=frames, size=size, seed=seq_seed)
         height, width = seq.mask.shape[1:]
         for t in range(0, len(seq.mask), frame_step):

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.atomic import FileWriteError, write_text_atomic
 from pipeline.errors import Failure, InputError
@@ -33,6 +32,7 @@ from pipeline.formats.aligned import AlignedReader, AlignedSequence, AlignedWrit
 from pipeline.geometry import FRAME_SIZE
 from pipeline.interop.safe_pickle import PickleLoadError, dump_array, load_pickle
 from pipeline.manifest import Manifest, SequenceId
+from pipeline.progress import progress
 
 MODALITIES = ("sil", "depth")
 PARTITION_NAME = "partition.json"
@@ -88,7 +88,7 @@ def export_opengait(
         ids = reader.ids()
         if not ids:
             raise InputError(f"{reader.path}: holds no sequences to export")
-        for seq_id in tqdm(ids, desc="export", unit="seq", disable=quiet):
+        for seq_id in progress(ids, desc="export", unit="seq", disable=quiet):
             try:
                 seq = reader.load(seq_id)
                 arrays = {"sil": seq.sil, "depth": seq.depth}
@@ -235,7 +235,7 @@ def import_opengait(
     file_settings.update(settings or {"imported_from": {"format": "opengait", "root": str(root)}})
     result = ImportResult(Path(out))
     with AlignedWriter(out, file_settings) as writer:  # renamed into place only when every sequence is written
-        for seq_id, folder in tqdm(folders, desc="import", unit="seq", disable=quiet):
+        for seq_id, folder in progress(folders, desc="import", unit="seq", disable=quiet):
             try:
                 seq = read_sequence(seq_id, folder, meta.get("frames", {}), sil_pattern, depth_pattern)
             except (PickleLoadError, ValueError, OSError) as exc:

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.align.frames import AlignSettings, align_canvas
 from pipeline.errors import Failure, InputError
@@ -38,6 +37,7 @@ from pipeline.geometry import CANVAS, pack_mask
 from pipeline.interop.opengait import ImportResult, find_sequence_folders
 from pipeline.interop.safe_pickle import PickleLoadError, load_pickle
 from pipeline.manifest import SequenceId, load_manifest
+from pipeline.progress import progress
 
 if TYPE_CHECKING:
     from pipeline.depth.estimator import DepthEstimator
@@ -189,7 +189,7 @@ def import_sustech1k(
         "align": settings.to_dict(),
     }
     with AlignedWriter(out, file_settings) as writer:  # renamed into place only when every sequence is written
-        for seq_id, folder, kind in tqdm(sequences, desc="sustech1k", unit="seq", disable=quiet):
+        for seq_id, folder, kind in progress(sequences, desc="sustech1k", unit="seq", disable=quiet):
             try:
                 crops = read_raw(folder) if kind == "raw" else read_pkl(folder)
                 seq, kept = align_crops(seq_id, crops, estimator, settings)

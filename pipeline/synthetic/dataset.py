@@ -21,10 +21,10 @@ import cv2
 import h5py
 import numpy as np
 from joblib import Parallel, delayed
-from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError, InputError
+from pipeline.progress import progress
 from pipeline.synthetic.body import body_shapes, gait_phase, walk_placement
 from pipeline.synthetic.people import (
     FPS,
@@ -261,6 +261,6 @@ def generate_dataset(out_dir: str | Path, subjects: int | Iterable[int] = 3, vie
     tasks = (delayed(_make_one)(out_dir, i, c, v, frames, size, seed, codec, overwrite) for i, c, v in jobs)
     results = Parallel(n_jobs=max(1, workers), return_as="generator")(tasks)
     paths = []
-    for path, _ in tqdm(results, total=len(jobs), desc="synth", unit="video", disable=quiet):
+    for path, _ in progress(results, total=len(jobs), desc="synth", unit="video", disable=quiet):
         paths.append(path)
     return paths

@@ -1,0 +1,138 @@
+"""Rewrite the README's quoted results from the files the runs wrote, so the text never drifts from them.
+
+Marked blocks of README.md are regenerated; the text between the markers is replaced:
+
+- ``<!-- demo-results -->`` ... ``<!-- /demo-results -->``: from ``demo/report.json`` (rank-1 per condition),
+  ``demo/timings.json`` (seconds per stage) and ``demo/summary.json`` (test subjects), all written by
+  ``make demo``;
+- ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``: the table of ``docs/results/NAME.json``
+  (``scripts/run_ablation.py``'s mean and standard deviation over seeds).
+
+Usage: ``python scripts/readme_numbers.py [--demo demo] [--results docs/results] [--readme README.md] [--check]``.
+``--check`` changes nothing and exits 1 when the README differs from the files (for CI).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ("synth", "extract", "align", "train", "test")
+# Row labels and header of each results table; a file without an entry gets "mode" and the mode names.
+TABLES: dict[str, dict[str, Any]] = {
+    "ablation": {"head": "mode", "per_seed": True},
+    "control_silhouette_twice": {"head": "mode", "labels": {"full": "full, silhouette in both branches (control)"}},
+    "oracle_truth_depth": {"head": "mode, true silhouette and depth"},
+}
+
+
+class ReadmeError(Exception):
+    """A marker is missing or a results file lacks a field; the message names which."""
+
+
+def _join_conditions(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def demo_text(demo: Path) -> str:
+    """The sentences that quote ``make demo``'s run, from the files it wrote."""
+    try:
+        report = json.loads((demo / "report.json").read_text())
+        timings = json.loads((demo / "timings.json").read_text())
+    except FileNotFoundError as exc:
+        raise ReadmeError(f"{exc.filename}: missing; run `make demo` first") from exc
+    summary_path = demo / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    conditions = report.get("conditions", ["NM", "BG", "CL"])
+    stages = ", ".join(f"{s} {timings[s]:.0f} s" for s in STAGES if s in timings)
+    means = _join_conditions([f"{c} {report[c]['mean']:.1f}%" for c in conditions])
+    text = f"The demo itself took {timings['total'] / 60:.1f} minutes ({stages}). It printed a mean rank-1 of {means}"
+    if summary.get("test_subjects"):
+        n = summary["test_subjects"]
+        text += f" against a chance level of {100 / n:.0f}% ({n} test subjects)"
+    return text + "."
+
+
+def results_table(path: Path, name: str) -> str:
+    """The markdown table of one ``docs/results/NAME.json``: mean ± sd per mode and condition."""
+    data = json.loads(path.read_text())
+    spec = TABLES.get(name, {"head": "mode"})
+    conditions = data["conditions"]
+    head = [spec["head"], *conditions] + (["per seed (NM/BG/CL)"] if spec.get("per_seed") else [])
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    for mode, cells in data["modes"].items():
+        row = [spec.get("labels", {}).get(mode, mode)]
+        row += [f"{cells[c]['mean']:.1f} ± {cells[c]['std']:.1f}" for c in conditions]
+        if spec.get("per_seed"):
+            per_seed = zip(*(cells[c]["per_seed"] for c in conditions), strict=True)
+            row.append("; ".join("/".join(f"{x:.1f}" for x in seed) for seed in per_seed))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, tag: str, body: str) -> str:
+    """Replace what lies between ``<!-- tag -->`` and ``<!-- /tag -->`` (markers kept, on their own lines)."""
+    pattern = re.compile(rf"(<!-- {re.escape(tag)} -->\n)(.*?)(\n<!-- /{re.escape(tag)} -->)", re.DOTALL)
+    if not pattern.search(text):
+        raise ReadmeError(f"README has no <!-- {tag} --> ... <!-- /{tag} --> block")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(3), text, count=1)
+
+
+def wrap(text: str, width: int = 115) -> str:
+    """Wrap a paragraph to the README's line width."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*lines, line])
+
+
+def rewrite(readme: str, demo: Path | None, results: Path | None) -> tuple[str, list[str]]:
+    """The README with every block whose source files exist regenerated, and the names of those blocks."""
+    done = []
+    if demo is not None and (demo / "report.json").is_file():
+        readme = replace_block(readme, "demo-results", wrap(demo_text(demo)))
+        done.append("demo-results")
+    if results is not None:
+        for tag in re.findall(r"<!-- results:([\w-]+) -->", readme):
+            path = results / f"{tag}.json"
+            if path.is_file():
+                readme = replace_block(readme, f"results:{tag}", results_table(path, tag))
+                done.append(f"results:{tag}")
+    return readme, done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--demo", type=Path, default=REPO / "demo", help="the folder `make demo` wrote")
+    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README is stale")
+    args = parser.parse_args(argv)
+    try:
+        before = args.readme.read_text()
+        after, done = rewrite(before, args.demo, args.results)
+    except (ReadmeError, KeyError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not done:
+        print(f"nothing to regenerate: no {args.demo}/report.json and no results files for the README's blocks")
+        return 1
+    if args.check:
+        print(("stale: " if after != before else "up to date: ") + ", ".join(done))
+        return int(after != before)
+    if after != before:
+        args.readme.write_text(after)
+    print(f"{'rewrote' if after != before else 'unchanged'} {args.readme}: {', '.join(done)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
