@@ -31,6 +31,9 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per model call.")
 @workers_option
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Model threads per process, whatever --workers (the bytes of depth depend on it: keep it fixed "
+                   "for a cache; --workers x --threads about the number of cores).")  # fmt: skip
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
               help="Run the videos on a Dask cluster (several machines sharing the cache folder), e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Redo videos whose cache is up to date.")
@@ -38,14 +41,16 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @handle_errors
 def extract(
     videos_dir: Path, cache: Path, manifest: str, layout: str, detector: str, detector_weights: str, segmenter: str,
-    sam: str, seg_weights: str, depth: str, margin: float, device: str, batch_size: int, workers: int,
+    sam: str, seg_weights: str, depth: str, margin: float, device: str, batch_size: int, workers: int, threads: int,
     dask_scheduler: str | None, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Detect, segment and estimate the depth of the walking person in every video under VIDEOS_DIR.
 
     One cache file per video goes to CACHE/videos/<subject>/<condition>/<view>.h5; a rerun skips
-    videos whose cache matches the settings, so a killed run resumes. Bad videos are rows in
-    CACHE/errors.jsonl and never stop the batch; the exit code is 1 when some failed. Where the
+    videos whose complete cache matches the settings (a damaged one is redone), so a killed run
+    resumes, and several processes or machines can share one cache (each video is claimed by one).
+    Bad videos are rows in CACHE/errors.jsonl and never stop the batch; the exit code is 1 when some
+    failed. A full or read-only cache folder stops the run with one line. Where the
     walker hardly moves in the frame (frontal views), put a background video
     <subject>-bkgrd-<view>.avi (CASIA-B ships them) beside the videos for --detector bgsub.
 
@@ -60,7 +65,7 @@ def extract(
 
     settings = ExtractSettings(
         detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam, seg_weights=seg_weights,
-        depth=depth, device=resolve_device(device), batch_size=batch_size, margin=margin,
+        depth=depth, device=resolve_device(device), batch_size=batch_size, margin=margin, threads=threads,
     )  # fmt: skip
     summary = run_extract(videos_dir, cache, settings, manifest, layout, workers, overwrite, quiet,
                           scheduler=dask_scheduler)
