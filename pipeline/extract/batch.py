@@ -29,7 +29,7 @@ from pipeline.extract.job import StageError, extract_to_cache, video_settings
 from pipeline.extract.models import Models, load_models
 from pipeline.extract.settings import ExtractSettings
 from pipeline.extract.worker import die_with_parent, set_threads, threads
-from pipeline.formats.h5guard import storage_error
+from pipeline.formats.h5guard import is_storage_error, storage_error
 from pipeline.formats.video_cache import NO_CACHE, STALE, cache_path, check_cache
 from pipeline.manifest import SequenceId, load_manifest
 
@@ -86,6 +86,18 @@ def _process(
         set_threads(settings.threads)
     if not progress:
         _silence_model_loading()
+    try:
+        return _claimed(video, seq, target, settings, models, progress, cache_dir, overwrite)
+    except OSError as exc:  # a full or read-only folder (claim, log, cache) stops the run with one line
+        if is_storage_error(exc):
+            raise storage_error(exc, target.parent) from exc
+        raise
+
+
+def _claimed(
+    video: Path, seq: SequenceId, target: Path, settings: ExtractSettings, models: Models | None, progress: bool,
+    cache_dir: Path, overwrite: bool,
+) -> dict[str, Any]:
     claim = try_claim(target)
     if isinstance(claim, str):
         return {"video": str(video), "status": "claimed", "holder": claim, "rows": []}

@@ -95,8 +95,11 @@ def try_claim(target: Path, stale_s: float = STALE_S) -> Claim | str:
             continue
         try:
             os.write(fd, body.encode())
-        finally:
+        except OSError:
             os.close(fd)
+            path.unlink(missing_ok=True)  # an empty claim would look live for STALE_S
+            raise
+        os.close(fd)
         return Claim(path, time.monotonic())
     live = holder(path, stale_s)
     return live or "another process (claim contended)"

@@ -24,6 +24,9 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 class StorageError(DepthgaitError, OSError):
     """The output folder cannot take the file (full, read-only, no permission); stops the run."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)  # the one line, without OSError's "[Errno N]" prefix
+
 
 def _size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
