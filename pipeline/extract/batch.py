@@ -182,7 +182,8 @@ def run_extract(
         summary.failed += 1
     if not todo:
         return summary
-    settings.check_weights()
+    if models is None:  # models handed in are loaded already
+        settings.check_weights()
     if quiet:
         _silence_model_loading()
     start = time.perf_counter()
