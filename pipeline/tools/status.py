@@ -18,9 +18,9 @@ import h5py
 from pipeline.align.batch import AlignReport, inputs_fingerprint, report_path
 from pipeline.align.frames import AlignSettings
 from pipeline.errors import InputError, read_failures
+from pipeline.extract.claims import claims
 from pipeline.formats.aligned import AlignedFormatError, AlignedReader
 from pipeline.formats.video_cache import FORMAT as EXTRACT_FORMAT
-from pipeline.extract.claims import claims
 from pipeline.formats.video_cache import list_caches, temp_files
 
 
