@@ -23,7 +23,7 @@ from pipeline.extract.bgsub import BackgroundModel, background_sample, find_back
 from pipeline.extract.detect import select_track
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
-from pipeline.extract.video import VideoError, VideoReader, frame_sizes
+from pipeline.extract.video import VideoError, VideoReader, frame_sizes, prefetch
 from pipeline.formats.h5guard import StorageError
 from pipeline.formats.video_cache import CacheWriter, ExtractCacheError, VideoCache, fingerprint, header_attrs
 from pipeline.geometry import CANVAS, MIN_FRAMES, crop_boxes, pack_mask
@@ -106,7 +106,7 @@ def stream_video(
     bar = tqdm(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
                position=1, disable=not progress)  # fmt: skip
     with stage("detect", path), bar:
-        for _, frames in reader.batches(bs):
+        for _, frames in prefetch(reader.batches(bs)):
             candidates.extend(models.detector(frames))
             bar.update(len(frames))
             heartbeat()
@@ -139,7 +139,7 @@ def stream_video(
     row, any_mask, peak, lost, overflow = 0, False, 0.0, False, False
     bar = tqdm(total=t, desc=f"segment+depth {path.name}", unit="frame", leave=False, position=1, disable=not progress)
     with bar:
-        for _, frames in reader.batches(bs, keep=track.frames):
+        for _, frames in prefetch(reader.batches(bs, keep=track.frames)):
             rows = slice(row, row + len(frames))
             with stage("segment", path):
                 masks = models.segmenter(frames, [b[None] for b in track.boxes[rows]])  # list of bool [1, H, W]

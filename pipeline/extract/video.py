@@ -9,14 +9,21 @@ whose size changes mid-stream to the first size; ``frame_sizes`` (PyAV, key fram
 """
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 
 from pipeline.errors import DepthgaitError, InputError
+
+
+T = TypeVar("T")
 
 
 class VideoError(DepthgaitError, ValueError):
@@ -155,3 +162,49 @@ def frame_sizes(path: str | Path) -> list[tuple[int, int]] | None:
     except (av.FFmpegError, OSError, ValueError):
         return sizes or None
     return sizes
+
+
+def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Run ``items`` (frame batches) in a background thread, ``depth`` ahead, so decoding overlaps
+    the models (OpenCV releases the GIL while it decodes). Order and content are unchanged; an
+    exception of the producer is raised here; closing this generator stops the producer."""
+    done = object()
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+            put((None, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((exc, None))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                with contextlib.suppress(Exception):
+                    close()
+
+    thread = threading.Thread(target=produce, name="decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            exc, item = q.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
