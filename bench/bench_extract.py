@@ -62,18 +62,27 @@ def main() -> None:
     depth = args.depth or str(small_depth_model(work / "depth"))
     print(f"{args.videos} videos x {args.frames} frames at {args.size}, {args.threads} torch threads")
 
+    from gpu_check import Timed
+
+    from pipeline.extract.models import Models
+
     results = {}
     for batch in (args.batch_size, 1):
-        settings = ExtractSettings(depth=depth, batch_size=batch, depth_input_height=args.input_height)
-        load_models(settings)  # loading is not part of the rate
+        settings = ExtractSettings(depth=depth, batch_size=batch, depth_input_height=args.input_height,
+                                   threads=args.threads)  # fmt: skip
+        loaded = load_models(settings)  # loading is not part of the rate
+        timed = [Timed(loaded.detector, "cpu"), Timed(loaded.segmenter, "cpu"), Timed(loaded.depth, "cpu", "estimate")]
         cache = work / f"cache-b{batch}"
         start = time.perf_counter()
-        summary = run_extract(work / "videos", cache, settings, quiet=True)
+        summary = run_extract(work / "videos", cache, settings, quiet=True, models=Models(*timed))
         seconds = time.perf_counter() - start
         assert summary.failed == 0, summary.rows
         results[batch] = summary.frames / seconds
-        print(f"batch {batch:>2}: {summary.frames} frames in {seconds:.1f} s = {results[batch]:.2f} frames/s")
-    print(f"batched / one at a time: {results[args.batch_size] / results[1]:.2f}x")
+        busy = sum(t.seconds for t in timed)
+        print(f"batch {batch:>2}: {summary.frames} frames in {seconds:.1f} s = {results[batch]:.2f} frames/s; "
+              f"model-busy {100 * busy / seconds:.0f}% (detect {timed[0].seconds:.1f} s, segment {timed[1].seconds:.1f} s, "
+              f"depth {timed[2].seconds:.1f} s)")  # fmt: skip
+    print(f"batched + background decode / one frame at a time: {results[args.batch_size] / results[1]:.2f}x")
 
     # Stage costs on one video, batched.
     settings = ExtractSettings(depth=depth, batch_size=args.batch_size, depth_input_height=args.input_height)
