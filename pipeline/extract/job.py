@@ -172,12 +172,17 @@ def stream_video(
 def extract_video(
     path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, progress: bool = False
 ) -> tuple[VideoCache, list[tuple[str, str]]]:
-    """Run the stages on one video in memory; returns the cache record and its warnings ``(stage, message)``."""
+    """Run the stages on one video in memory; returns the cache record and its warnings ``(stage, message)``.
+
+    Runs with ``settings.threads`` threads, as ``run_extract`` does, so the record equals the cache's."""
+    from pipeline.extract.worker import threads
+
     warnings: list[tuple[str, str]] = []
-    parts = stream_video(path, seq, settings, models, warnings, progress)
-    head = next(parts)
-    assert isinstance(head, TrackHead)
-    batches = list(parts)
+    with threads(settings.threads):
+        parts = stream_video(path, seq, settings, models, warnings, progress)
+        head = next(parts)
+        assert isinstance(head, TrackHead)
+        batches = list(parts)
     joined = [np.concatenate([b[i] for b in batches]) if batches else None for i in range(3)]
     empty = np.zeros((0, *CANVAS))
     cache = VideoCache(
