@@ -22,7 +22,6 @@ import numpy as np
 
 from pipeline.errors import DepthgaitError, InputError
 
-
 T = TypeVar("T")
 
 
