@@ -341,3 +341,28 @@ def test_status_reports_temp_files_and_claims(done, tmp_path) -> None:
     assert status.temp_files == 1 and status.temp_bytes == 2048 and status.claims_live == 1
     text = status.format()
     assert "1 temporary file(s)" in text and "swept by the next extract" in text and "1 video being extracted" in text
+
+
+def test_background_decode_keeps_order_forwards_errors_and_stops_when_closed() -> None:
+    from pipeline.extract.video import prefetch
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("frame 3 does not decode")
+
+    it = prefetch(failing())
+    assert [next(it), next(it)] == [1, 2]
+    with pytest.raises(ValueError, match="frame 3"):
+        next(it)
+    made: list[int] = []
+
+    def endless():
+        for i in range(10_000):
+            made.append(i)
+            yield i
+
+    it = prefetch(endless(), depth=1)
+    assert next(it) == 0
+    it.close()  # the consumer stops (a model failed): the producer stops too, one or two items ahead at most
+    assert len(made) <= 3
