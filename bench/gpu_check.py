@@ -99,32 +99,34 @@ def extract_rates(args: argparse.Namespace, work: Path) -> None:
     from pipeline.synthetic.dataset import generate_dataset
 
     dev = args.device
+    half = dev.startswith("cuda") and not args.fp32
     videos = work / "videos"
     generate_dataset(videos, subjects=args.videos, views=["090"], conditions=["nm-01"], frames=args.frames,
                      size=(320, 240), quiet=True)  # fmt: skip
     depth = str(depth_folder(work / "depth", args.smoke))
     imgsz = 160 if args.smoke else 640
     input_height = 56 if args.smoke else None
-    print(f"extract: {args.videos} videos x {args.frames} frames at 320x240, batch {args.batch_size}, device {dev}")
+    print(f"extract: {args.videos} videos x {args.frames} frames at 320x240, batch {args.batch_size}, device {dev}"
+          f"{', fp16 autocast' if half else ''}")  # fmt: skip
     for backend in args.backends:
         settings = ExtractSettings(
             detector="yolo", detector_weights="yolo11n.yaml", device=dev, batch_size=args.batch_size, depth=depth,
             depth_input_height=input_height, threads=args.threads,
             segmenter={"yolo": "bgsub", "yolo-seg": "yolo-seg", "sam": "sam"}[backend],
-            seg_weights="yolo11n-seg.yaml", sam="vit_b",
+            seg_weights="yolo11n-seg.yaml", sam="vit_b", half=half,
         )  # fmt: skip
         if backend == "sam":
             from segment_anything import sam_model_registry
 
             sam = tiny_sam() if args.smoke else sam_model_registry["vit_b"](checkpoint=None)
-            segmenter: Any = SamSegmenter(model=sam, device=dev)
+            segmenter: Any = SamSegmenter(model=sam, device=dev, half=half)
         elif backend == "yolo-seg":
-            segmenter = YoloSegSegmenter("yolo11n-seg.yaml", device=dev, conf=0.0, imgsz=imgsz, min_iou=0.0)
+            segmenter = YoloSegSegmenter("yolo11n-seg.yaml", device=dev, conf=0.0, imgsz=imgsz, min_iou=0.0, half=half)
         else:
             segmenter = BgSubSegmenter()
-        det = Timed(YoloDetector("yolo11n.yaml", device=dev, conf=1e-4, imgsz=imgsz), dev)
+        det = Timed(YoloDetector("yolo11n.yaml", device=dev, conf=1e-4, imgsz=imgsz, half=half), dev)
         seg = Timed(segmenter, dev)
-        est = Timed(DepthEstimator(depth, dev, input_height, args.batch_size), dev, method="estimate")
+        est = Timed(DepthEstimator(depth, dev, input_height, args.batch_size, half=half), dev, method="estimate")
         models = Models(det, seg, est)
         if dev.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
@@ -212,6 +214,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="[32; smoke 4]")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--train-iters", type=int, default=20)
+    parser.add_argument("--fp32", action="store_true", help="no fp16 autocast in the extract models on CUDA")
     args = parser.parse_args()
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.videos = args.videos or (1 if args.smoke else 8)

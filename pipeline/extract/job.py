@@ -194,7 +194,8 @@ def extract_video(
 
 def compute_record(settings: ExtractSettings) -> dict[str, Any]:
     """What the bytes (not the meaning) of a cache depend on; stored in each file, not fingerprinted."""
-    return {"device": settings.device, "threads": settings.threads, "batch_size": settings.batch_size}
+    half = settings.half and settings.device.startswith("cuda")
+    return {"device": settings.device, "threads": settings.threads, "batch_size": settings.batch_size, "half": half}
 
 
 def extract_to_cache(

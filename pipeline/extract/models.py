@@ -26,12 +26,15 @@ def load_models(settings: ExtractSettings) -> Models:
         from pipeline.depth.estimator import DepthEstimator
         from pipeline.extract.segment import make_segmenter
 
+        half = settings.half and settings.device.startswith("cuda")
         _MODELS[settings] = Models(
-            detector=make_detector(settings.detector, settings.detector_weights, device=settings.device),
-            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=settings.device),
+            detector=make_detector(settings.detector, settings.detector_weights, device=settings.device,
+                                   **({"half": half} if settings.detector != "bgsub" else {})),
+            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=settings.device,
+                                     **({"half": half} if settings.segmenter != "bgsub" else {})),
             depth=DepthEstimator(
                 settings.depth, settings.device, settings.depth_input_height, settings.batch_size,
-                settings.depth_input_aspect,
-            ),  # fmt: skip
-        )
+                settings.depth_input_aspect, half=half,
+            ),
+        )  # fmt: skip
     return _MODELS[settings]

@@ -35,6 +35,7 @@ class ExtractSettings:
     # Intra-op threads per process (main and each worker), whatever --workers: float reductions
     # split over threads, so the bytes of depth depend on it (stored in each cache as "compute").
     threads: int = 4
+    half: bool = True  # fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU)
 
     def __post_init__(self) -> None:
         if self.detector not in ("bgsub", "yolo"):
