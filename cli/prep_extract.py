@@ -34,6 +34,8 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
               help="Model threads per process, whatever --workers (the bytes of depth depend on it: keep it fixed "
                    "for a cache; --workers x --threads about the number of cores).")  # fmt: skip
+@click.option("--streams", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Videos in flight per process, their model calls batched together (a GPU: 4-8); same bytes.")
 @click.option("--half/--no-half", default=True, show_default=True,
               help="fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU).")
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
@@ -43,7 +45,7 @@ from cli.common import device_option, handle_errors, quiet_option, resolve_devic
 @handle_errors
 def extract(
     videos_dir: Path, cache: Path, manifest: str, layout: str, detector: str, detector_weights: str, segmenter: str,
-    sam: str, seg_weights: str, depth: str, margin: float, device: str, batch_size: int, workers: int, threads: int, half: bool,
+    sam: str, seg_weights: str, depth: str, margin: float, device: str, batch_size: int, workers: int, threads: int, streams: int, half: bool,
     dask_scheduler: str | None, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Detect, segment and estimate the depth of the walking person in every video under VIDEOS_DIR.
@@ -70,7 +72,7 @@ def extract(
         depth=depth, device=resolve_device(device), batch_size=batch_size, margin=margin, threads=threads, half=half,
     )  # fmt: skip
     summary = run_extract(videos_dir, cache, settings, manifest, layout, workers, overwrite, quiet,
-                          scheduler=dask_scheduler)
+                          scheduler=dask_scheduler, streams=streams)
     click.echo(summary.line(cache))
     if summary.failed:
         raise click.exceptions.Exit(1)

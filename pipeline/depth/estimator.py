@@ -84,7 +84,10 @@ class DepthEstimator:
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
             prepared = [self._prepare(c) for c in chunk]
-            inputs = self.processor(images=[p for p, _ in prepared], return_tensors="pt", do_resize=False)
+            # Every forward has batch_size rows (the last chunk is padded with its last crop): at a fixed
+            # shape a crop's output does not depend on the other crops, so the bytes do not either.
+            images = [p for p, _ in prepared] + [prepared[-1][0]] * (self.batch_size - len(prepared))
+            inputs = self.processor(images=images, return_tensors="pt", do_resize=False)
             pixels = inputs["pixel_values"].to(self.device)  # [B, 3, H_in, W_in]
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
                 pred = self.model(pixel_values=pixels).predicted_depth.float()  # [B, h, w]

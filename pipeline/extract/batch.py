@@ -152,8 +152,12 @@ def run_extract(
     quiet: bool = False,
     models: Models | None = None,
     scheduler: str | None = None,
+    streams: int = 1,
 ) -> ExtractSummary:
-    """Extract every video under ``videos_dir`` into ``cache_dir``; see the module docstring."""
+    """Extract every video under ``videos_dir`` into ``cache_dir``; see the module docstring.
+
+    ``streams`` > 1 (one process): that many videos in flight, their model calls batched together
+    (``pipeline.extract.engine``); the caches are the same bytes as with one."""
     began = time.time()
     settings = settings or ExtractSettings()
     root, cache_dir = Path(videos_dir), Path(cache_dir)
@@ -195,6 +199,11 @@ def run_extract(
             stack.enter_context(threads(settings.threads))
             models = models or load_models(settings)
             results: Any = (_process(v, s, t, settings, models, not quiet, cache_dir, overwrite) for v, s, t in todo)
+            if streams > 1:
+                from pipeline.extract.engine import run_streams
+
+                results = run_streams(todo, models, streams,
+                                      lambda item, m: _process(*item, settings, m, False, cache_dir, overwrite))  # fmt: skip
         else:
             from joblib import Parallel, delayed
 
