@@ -1,5 +1,6 @@
-"""Speed of ``depthgait-prep extract`` (bgsub + a depth model): frames/s batched vs one frame at a
-time, the cost of each stage, and bytes per frame of the caches.
+"""Speed of ``depthgait-prep extract`` (bgsub + a depth model): frames/s one frame at a time, batched,
+and batched with several videos in flight (``--streams``), the depth model's busy share, the cost of
+each stage, and bytes per frame of the caches.
 
 Videos come from the synthetic generator (lateral 090 views, CASIA-B's 320x240). The depth model is
 a local folder (``--depth``) or, by default, the Depth Anything V2-Small architecture with random
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--input-height", type=int, default=266, help="depth model input height of a crop")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=2, help="videos in flight in the engine run")
     args = parser.parse_args()
 
     import torch
@@ -67,22 +69,24 @@ def main() -> None:
     from pipeline.extract.models import Models
 
     results = {}
-    for batch in (args.batch_size, 1):
+    runs = [("one frame at a time", 1, 1), (f"batch {args.batch_size}", args.batch_size, 1),
+            (f"batch {args.batch_size}, {args.streams} videos in flight", args.batch_size, args.streams)]  # fmt: skip
+    for label, batch, streams in runs:
         settings = ExtractSettings(depth=depth, batch_size=batch, depth_input_height=args.input_height,
                                    threads=args.threads)  # fmt: skip
         loaded = load_models(settings)  # loading is not part of the rate
-        timed = [Timed(loaded.detector, "cpu"), Timed(loaded.segmenter, "cpu"), Timed(loaded.depth, "cpu", "estimate")]
-        cache = work / f"cache-b{batch}"
+        est = Timed(loaded.depth, "cpu", "estimate")
+        cache = work / f"cache-b{batch}-s{streams}"
         start = time.perf_counter()
-        summary = run_extract(work / "videos", cache, settings, quiet=True, models=Models(*timed))
+        summary = run_extract(work / "videos", cache, settings, quiet=True, streams=streams,
+                              models=Models(loaded.detector, loaded.segmenter, est))  # fmt: skip
         seconds = time.perf_counter() - start
         assert summary.failed == 0, summary.rows
-        results[batch] = summary.frames / seconds
-        busy = sum(t.seconds for t in timed)
-        print(f"batch {batch:>2}: {summary.frames} frames in {seconds:.1f} s = {results[batch]:.2f} frames/s; "
-              f"model-busy {100 * busy / seconds:.0f}% (detect {timed[0].seconds:.1f} s, segment {timed[1].seconds:.1f} s, "
-              f"depth {timed[2].seconds:.1f} s)")  # fmt: skip
-    print(f"batched + background decode / one frame at a time: {results[args.batch_size] / results[1]:.2f}x")
+        results[label] = summary.frames / seconds
+        print(f"{label:>36}: {summary.frames} frames in {seconds:.1f} s = {results[label]:.2f} frames/s; "
+              f"depth model busy {100 * est.seconds / seconds:.0f}% of the wall time")  # fmt: skip
+    base = results[runs[0][0]]
+    print("speed-up over one frame at a time: " + ", ".join(f"{k} {v / base:.2f}x" for k, v in list(results.items())[1:]))
 
     # Stage costs on one video, batched.
     settings = ExtractSettings(depth=depth, batch_size=args.batch_size, depth_input_height=args.input_height)
@@ -110,7 +114,7 @@ def main() -> None:
           f"(crop ~{np.mean([c.shape[0] for c in crops]):.0f}x{np.mean([c.shape[1] for c in crops]):.0f} px, "
           f"model input {models.depth.input_hw[0]}x{models.depth.input_hw[1]})")  # fmt: skip
 
-    sizes = [(p.stat().st_size, len(read_video_cache(p))) for p in list_caches(work / f"cache-b{args.batch_size}")]
+    sizes = [(p.stat().st_size, len(read_video_cache(p))) for p in list_caches(work / f"cache-b{args.batch_size}-s1")]
     per_frame = [b / max(t, 1) for b, t in sizes]
     print(f"cache: {np.mean(per_frame) / 1024:.1f} KB per frame (min {min(per_frame) / 1024:.1f}, max "
           f"{max(per_frame) / 1024:.1f}; budget 40 KB)")  # fmt: skip
@@ -119,7 +123,7 @@ def main() -> None:
 
     from pipeline.formats.video_cache import write_video_cache
 
-    record = read_video_cache(list_caches(work / f"cache-b{args.batch_size}")[0])
+    record = read_video_cache(list_caches(work / f"cache-b{args.batch_size}-s1")[0])
     noisy = np.zeros(record.depth.shape, np.float16)
     for i, (h, w) in enumerate(record.crop_size):
         noisy[i, :h, :w] = np.random.default_rng(i).uniform(0, 10, (h, w))
