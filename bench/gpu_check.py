@@ -117,6 +117,7 @@ def extract_rates(args: argparse.Namespace, work: Path) -> None:
             segmenter={"yolo": "bgsub", "yolo-seg": "yolo-seg", "sam": "sam"}[backend],
             seg_weights="yolo11n-seg.yaml", sam="vit_b", half=half,
         )  # fmt: skip
+        torch.manual_seed(0)  # the same random weights in every run
         if backend == "sam":
             from segment_anything import sam_model_registry
 
@@ -126,7 +127,8 @@ def extract_rates(args: argparse.Namespace, work: Path) -> None:
             segmenter = YoloSegSegmenter("yolo11n-seg.yaml", device=dev, conf=0.0, imgsz=imgsz, min_iou=0.0, half=half)
         else:
             segmenter = BgSubSegmenter()
-        det = Timed(YoloDetector("yolo11n.yaml", device=dev, conf=1e-4, imgsz=imgsz, half=half), dev)
+        # Random weights: YOLO's class bias starts near logit -9 to -11, so keep every box above 1e-6.
+        det = Timed(YoloDetector("yolo11n.yaml", device=dev, conf=1e-6, imgsz=imgsz, half=half), dev)
         seg = Timed(segmenter, dev)
         est = Timed(DepthEstimator(depth, dev, input_height, args.batch_size, half=half), dev, method="estimate")
         models = Models(det, seg, est)
@@ -146,6 +148,8 @@ def extract_rates(args: argparse.Namespace, work: Path) -> None:
             print(f"  {backend:8s} + depth, {streams} in flight: {summary.frames / wall:7.1f} frames/s ({summary.frames} "
                   f"frames, {summary.failed} failed); model-busy {100 * busy / wall:.0f}% (detect {det.seconds:.1f} s, "
                   f"segment {seg.seconds:.1f} s, depth {est.seconds:.1f} s of {wall:.1f} s){mem}")  # fmt: skip
+            for row in summary.rows[:2]:
+                print(f"    {row.level}: {row.line()[:300]}")
 
 
 def train_rate(args: argparse.Namespace) -> None:
