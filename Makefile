@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export YOLO_OFFLINE ?= 1
 
-.PHONY: install test lint demo reproduce-casiab reproduce-sustech1k bench clean
+.PHONY: install test lint demo reproduce-casiab reproduce-sustech1k bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_extract.py --videos 2 --frames 40
 	$(BIN)/python bench/bench_align.py
 	$(BIN)/python bench/bench_eval.py
+
+# The prepared GPU check (< 8 min on an H100/H200): extract frames/s per backend, train it/s, embedding.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf cache runs demo .pytest_cache

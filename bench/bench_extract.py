@@ -1,5 +1,6 @@
-"""Speed of ``depthgait-prep extract`` (bgsub + a depth model): frames/s batched vs one frame at a
-time, the cost of each stage, and bytes per frame of the caches.
+"""Speed of ``depthgait-prep extract`` (bgsub + a depth model): frames/s one frame at a time, batched,
+and batched with several videos in flight (``--streams``), the depth model's busy share, the cost of
+each stage, and bytes per frame of the caches.
 
 Videos come from the synthetic generator (lateral 090 views, CASIA-B's 320x240). The depth model is
 a local folder (``--depth``) or, by default, the Depth Anything V2-Small architecture with random
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--input-height", type=int, default=266, help="depth model input height of a crop")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=2, help="videos in flight in the engine run")
     args = parser.parse_args()
 
     import torch
@@ -62,18 +64,29 @@ def main() -> None:
     depth = args.depth or str(small_depth_model(work / "depth"))
     print(f"{args.videos} videos x {args.frames} frames at {args.size}, {args.threads} torch threads")
 
+    from gpu_check import Timed
+
+    from pipeline.extract.models import Models
+
     results = {}
-    for batch in (args.batch_size, 1):
-        settings = ExtractSettings(depth=depth, batch_size=batch, depth_input_height=args.input_height)
-        load_models(settings)  # loading is not part of the rate
-        cache = work / f"cache-b{batch}"
+    runs = [("one frame at a time", 1, 1), (f"batch {args.batch_size}", args.batch_size, 1),
+            (f"batch {args.batch_size}, {args.streams} videos in flight", args.batch_size, args.streams)]
+    for label, batch, streams in runs:
+        settings = ExtractSettings(depth=depth, batch_size=batch, depth_input_height=args.input_height,
+                                   threads=args.threads)
+        loaded = load_models(settings)  # loading is not part of the rate
+        est = Timed(loaded.depth, "cpu", "estimate")
+        cache = work / f"cache-b{batch}-s{streams}"
         start = time.perf_counter()
-        summary = run_extract(work / "videos", cache, settings, quiet=True)
+        summary = run_extract(work / "videos", cache, settings, quiet=True, streams=streams,
+                              models=Models(loaded.detector, loaded.segmenter, est))
         seconds = time.perf_counter() - start
         assert summary.failed == 0, summary.rows
-        results[batch] = summary.frames / seconds
-        print(f"batch {batch:>2}: {summary.frames} frames in {seconds:.1f} s = {results[batch]:.2f} frames/s")
-    print(f"batched / one at a time: {results[args.batch_size] / results[1]:.2f}x")
+        results[label] = summary.frames / seconds
+        print(f"{label:>36}: {summary.frames} frames in {seconds:.1f} s = {results[label]:.2f} frames/s; "
+              f"depth model busy {100 * est.seconds / seconds:.0f}% of the wall time")
+    base = results[runs[0][0]]
+    print("speed-up over one frame at a time: " + ", ".join(f"{k} {v / base:.2f}x" for k, v in list(results.items())[1:]))
 
     # Stage costs on one video, batched.
     settings = ExtractSettings(depth=depth, batch_size=args.batch_size, depth_input_height=args.input_height)
@@ -101,7 +114,7 @@ def main() -> None:
           f"(crop ~{np.mean([c.shape[0] for c in crops]):.0f}x{np.mean([c.shape[1] for c in crops]):.0f} px, "
           f"model input {models.depth.input_hw[0]}x{models.depth.input_hw[1]})")
 
-    sizes = [(p.stat().st_size, len(read_video_cache(p))) for p in list_caches(work / f"cache-b{args.batch_size}")]
+    sizes = [(p.stat().st_size, len(read_video_cache(p))) for p in list_caches(work / f"cache-b{args.batch_size}-s1")]
     per_frame = [b / max(t, 1) for b, t in sizes]
     print(f"cache: {np.mean(per_frame) / 1024:.1f} KB per frame (min {min(per_frame) / 1024:.1f}, max "
           f"{max(per_frame) / 1024:.1f}; budget 40 KB)")
@@ -110,7 +123,7 @@ def main() -> None:
 
     from pipeline.formats.video_cache import write_video_cache
 
-    record = read_video_cache(list_caches(work / f"cache-b{args.batch_size}")[0])
+    record = read_video_cache(list_caches(work / f"cache-b{args.batch_size}-s1")[0])
     noisy = np.zeros(record.depth.shape, np.float16)
     for i, (h, w) in enumerate(record.crop_size):
         noisy[i, :h, :w] = np.random.default_rng(i).uniform(0, 10, (h, w))

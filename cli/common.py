@@ -206,6 +206,11 @@ def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Crop height fed to the depth model [default: its own input size, at most 266]."),
         click.option("--margin", type=click.FloatRange(0, 1), default=d.margin, show_default=True,
                      help="Share of the box size added on each side of the crop."),
+        click.option("--threads", type=click.IntRange(1, 1024), default=d.threads, show_default=True,
+                     help="Model threads per process, whatever --workers (the bytes of depth depend on it: keep it "
+                          "fixed for a cache; --workers x --threads about the number of cores)."),
+        click.option("--half/--no-half", default=d.half, show_default=True,
+                     help="fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU)."),
         click.option("--batch-size", type=click.IntRange(1, 4096), default=d.batch_size, show_default=True,
                      help="Frames per model call."),
         device_option,
@@ -214,12 +219,13 @@ def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(
         *args: Any, detector: str, detector_weights: str, segmenter: str, sam: str, seg_weights: str, depth: str,
-        depth_input_height: int | None, margin: float, batch_size: int, device: str, **kwargs: Any,
+        depth_input_height: int | None, margin: float, threads: int, half: bool, batch_size: int, device: str,
+        **kwargs: Any,
     ) -> Any:
         settings = ExtractSettings(
             detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam,
             seg_weights=seg_weights, depth=depth, depth_input_height=depth_input_height, margin=margin,
-            batch_size=batch_size, device=resolve_device(device),
+            threads=threads, half=half, batch_size=batch_size, device=resolve_device(device),
         )
         return func(*args, extract_settings=settings, **kwargs)
 

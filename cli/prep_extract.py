@@ -25,6 +25,15 @@ SHOW_FAILURES = 5  # failures printed with their reason at the end of a run
                    "or a CSV file with path,subject,condition,view.")
 @extract_options
 @workers_option
+@click.option("--streams", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Videos in flight per process, their model calls batched together (a GPU: 4-8); same bytes.")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Model threads per process, whatever --workers (the bytes of depth depend on it: keep it fixed "
+                   "for a cache; --workers x --threads about the number of cores).")
+@click.option("--streams", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Videos in flight per process, their model calls batched together (a GPU: 4-8); same bytes.")
+@click.option("--half/--no-half", default=True, show_default=True,
+              help="fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU).")
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
               help="Run the videos on a Dask cluster (several machines sharing the cache folder), e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Redo videos whose cache is up to date.")
@@ -32,13 +41,16 @@ SHOW_FAILURES = 5  # failures printed with their reason at the end of a run
 @handle_errors
 def extract(
     videos_dir: Path, cache: Path, manifest: str, layout: str, extract_settings: ExtractSettings, workers: int,
+    streams: int,
     dask_scheduler: str | None, overwrite: bool, quiet: bool,
 ) -> None:
     """Detect, segment and estimate the depth of the walking person in every video under VIDEOS_DIR.
 
     One cache file per video goes to CACHE/videos/<subject>/<condition>/<view>.h5; a rerun skips
-    videos whose cache matches the settings, so a killed run resumes. Bad videos are rows in
-    CACHE/errors.jsonl and never stop the batch; the exit code is 1 when some failed. Where the
+    videos whose complete cache matches the settings (a damaged one is redone), so a killed run
+    resumes, and several processes or machines can share one cache (each video is claimed by one).
+    Bad videos are rows in CACHE/errors.jsonl and never stop the batch; the exit code is 1 when some
+    failed. A full or read-only cache folder stops the run with one line. Where the
     walker hardly moves in the frame (frontal views), put a background video
     <subject>-bkgrd-<view>.avi (CASIA-B ships them) beside the videos for --detector bgsub.
 
@@ -51,7 +63,8 @@ def extract(
     from pipeline.extract.batch import run_extract
 
     summary = run_extract(
-        videos_dir, cache, extract_settings, manifest, layout, workers, overwrite, quiet, scheduler=dask_scheduler
+        videos_dir, cache, extract_settings, manifest, layout, workers, overwrite, quiet, scheduler=dask_scheduler,
+        streams=streams,
     )
     click.echo(summary.line(cache))
     failed = [row for row in summary.rows if row.level == "error"]

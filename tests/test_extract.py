@@ -125,7 +125,7 @@ def depth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(depth_dir: Path) -> ExtractSettings:
-    return ExtractSettings(depth=str(depth_dir), depth_input_height=56, batch_size=8)
+    return ExtractSettings(depth=str(depth_dir), depth_input_height=56, batch_size=8, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -223,27 +223,30 @@ def test_rerun_does_no_work_and_overwrite_redoes(videos: Path, extracted: Path, 
 def test_killed_run_resumes_to_the_same_result(
     videos: Path, extracted: Path, settings: ExtractSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.extract.batch as runner
+    import os
+
+    from pipeline.formats.video_cache import CacheWriter, temp_files
 
     cache = tmp_path / "cache"
-    real_write, calls = runner.write_video_cache, []
+    real_append, calls = CacheWriter.append, []
 
-    def dying_write(path: Path, record: VideoCache) -> Path:
-        calls.append(path)
-        if len(calls) == 2:
+    def dying_append(writer: CacheWriter, *args: np.ndarray) -> None:
+        calls.append(writer.path)
+        if len(set(calls)) == 2:
             raise KeyboardInterrupt  # the user's Ctrl-C (or a kill) in the middle of the second file
-        return real_write(path, record)
+        real_append(writer, *args)
 
-    monkeypatch.setattr(runner, "write_video_cache", dying_write)
+    monkeypatch.setattr(CacheWriter, "append", dying_append)
     with pytest.raises(KeyboardInterrupt):
         run_extract(videos, cache, settings, quiet=True)
-    assert len(list_caches(cache)) == 1
-    stray = calls[1].parent / f".tmp-{calls[1].stem}-dead.h5"  # as a hard kill would leave it
-    stray.parent.mkdir(parents=True, exist_ok=True)
+    assert len(list_caches(cache)) == 1 and temp_files(cache) == []  # the interrupted file was removed
+    assert not list(cache.glob("videos/*/*/*.claim"))  # and its claim released
+    stray = calls[-1].parent / f".tmp-{calls[-1].stem}-dead1234.h5"  # as a hard kill would leave it
     stray.write_bytes(b"half")
-    monkeypatch.setattr(runner, "write_video_cache", real_write)
+    os.utime(stray, (stray.stat().st_mtime - 60,) * 2)
+    monkeypatch.setattr(CacheWriter, "append", real_append)
     resumed = run_extract(videos, cache, settings, quiet=True)
-    assert (resumed.skipped, resumed.done) == (1, 1)
+    assert (resumed.skipped, resumed.done, resumed.swept) == (1, 1, 1) and not stray.exists()
     for a, b in zip(list_caches(cache), list_caches(extracted), strict=True):
         ra, rb = read_video_cache(a), read_video_cache(b)
         assert ra.fingerprint == rb.fingerprint
@@ -251,15 +254,20 @@ def test_killed_run_resumes_to_the_same_result(
             np.testing.assert_array_equal(getattr(ra, name), getattr(rb, name))
 
 
-def test_joblib_workers_give_the_same_caches(
-    videos: Path, extracted: Path, settings: ExtractSettings, tmp_path: Path
-) -> None:
-    summary = run_extract(videos, tmp_path / "cache", settings, workers=2, quiet=True)
-    assert (summary.done, summary.failed) == (2, 0)
-    for a, b in zip(list_caches(tmp_path / "cache"), list_caches(extracted), strict=True):
-        ra, rb = read_video_cache(a), read_video_cache(b)
-        for name in ("frames", "box", "mask", "depth"):
-            np.testing.assert_array_equal(getattr(ra, name), getattr(rb, name))
+def test_workers_1_and_2_write_byte_identical_caches(videos: Path, settings: ExtractSettings, tmp_path: Path) -> None:
+    """Two threads per process in both runs (the setting, not --workers, fixes it): the same bytes."""
+    two = ExtractSettings(**{**settings.__dict__, "threads": 2})
+    for workers in (1, 2):
+        summary = run_extract(videos, tmp_path / f"w{workers}", two, workers=workers, quiet=True)
+        assert (summary.done, summary.failed) == (2, 0)
+    pairs = list(zip(list_caches(tmp_path / "w1"), list_caches(tmp_path / "w2"), strict=True))
+    assert len(pairs) == 2
+    for a, b in pairs:
+        with h5py.File(a) as ha, h5py.File(b) as hb:
+            for name in ("frames", "box", "score", "crop_box", "crop_size", "mask", "depth"):
+                assert ha[name][()].tobytes() == hb[name][()].tobytes(), name
+            assert json.loads(ha.attrs["compute"])["threads"] == 2
+        assert a.read_bytes() == b.read_bytes()  # the whole file, attributes and layout included
 
 
 # ---- bad inputs ---------------------------------------------------------------------------------------
@@ -281,7 +289,7 @@ def test_each_bad_input_gets_a_row_and_the_rest_complete(videos: Path, settings:
     (src / "holiday.avi").write_bytes(data)  # does not fit the naming
     cache = tmp_path / "cache"
     result = CliRunner().invoke(main, [
-        "extract", str(src), "--cache", str(cache), "--depth", settings.depth, "--batch-size", "8", "--quiet",
+        "extract", str(src), "--cache", str(cache), "--depth", settings.depth, "--batch-size", "8", "--threads", "1", "--quiet",
     ])
     assert result.exit_code == 1, result.output
     assert "9 videos" in result.output and "failed" in result.output and "errors.jsonl" in result.output

@@ -38,6 +38,7 @@ class DepthEstimator:
         input_height: int | None = None,
         batch_size: int = 16,
         input_aspect: float = 0.6,
+        half: bool = False,
     ) -> None:
         """``input_aspect`` (width / height of the model input): a walker's crop with its margin is about
         0.5; a wider crop is scaled down to fit. The same input size for every crop keeps a frame's
@@ -61,6 +62,7 @@ class DepthEstimator:
         # Relative models (Depth Anything, DPT) predict inverse depth (near = large); metric ones metres.
         self.near_is_large = getattr(cfg, "depth_estimation_type", "relative") != "metric" and cfg.model_type != "zoedepth"
         self._torch = torch
+        self.half = half and str(device).startswith("cuda")  # fp16 autocast of the forward (CUDA only)
 
     def _input_size(self, input_height: int | None, input_aspect: float, multiple: int) -> tuple[int, int]:
         """Portrait model input (height, width), both sides a multiple of the patch size."""
@@ -81,10 +83,13 @@ class DepthEstimator:
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
             prepared = [self._prepare(c) for c in chunk]
-            inputs = self.processor(images=[p for p, _ in prepared], return_tensors="pt", do_resize=False)
+            # Every forward has batch_size rows (the last chunk is padded with its last crop): at a fixed
+            # shape a crop's output does not depend on the other crops, so the bytes do not either.
+            images = [p for p, _ in prepared] + [prepared[-1][0]] * (self.batch_size - len(prepared))
+            inputs = self.processor(images=images, return_tensors="pt", do_resize=False)
             pixels = inputs["pixel_values"].to(self.device)  # [B, 3, H_in, W_in]
-            with torch.inference_mode():
-                pred = self.model(pixel_values=pixels).predicted_depth  # [B, h, w]
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+                pred = self.model(pixel_values=pixels).predicted_depth.float()  # [B, h, w]
                 if tuple(pred.shape[-2:]) != self.input_hw:
                     pred = torch.nn.functional.interpolate(pred[:, None], size=self.input_hw, mode="bilinear")[:, 0]
             pred_np = pred.float().cpu().numpy()  # [B, H_in, W_in]

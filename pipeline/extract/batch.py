@@ -1,15 +1,20 @@
 """``extract`` over a folder of videos: resumable, per-video failures as data, workers or a Dask cluster.
 
 Each video goes through ``pipeline.extract.job`` into one cache file
-(``pipeline.formats.video_cache``). A finished cache whose fingerprint matches the settings and the
-video is skipped, so a killed run resumes where it stopped and a rerun does no work; ``overwrite``
-redoes everything. One bad video is one row in ``errors.jsonl`` and never stops the batch. Models
-are loaded once per process.
+(``pipeline.formats.video_cache``). A complete cache whose fingerprint matches the settings and the
+video is skipped (``check_cache`` opens every dataset, so a damaged file is redone), a killed run
+resumes where it stopped, and ``overwrite`` redoes everything. One bad video is one row in
+``errors.jsonl`` and never stops the batch; a full or read-only cache folder stops the run with
+one line (``StorageError``). A run first sweeps the ``.tmp-`` files of killed runs, and claims each
+video before doing it (``pipeline.extract.claims``), so processes sharing a cache never do one
+video twice. Models are loaded once per process; every process runs ``settings.threads`` threads.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +23,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pipeline.errors import Failure, InputError, append_failure, prune_failures
+from pipeline.extract.claims import sweep_temp_files, try_claim
 from pipeline.extract.discover import find_videos, identify
-from pipeline.extract.job import StageError, extract_video, stage, video_settings
+from pipeline.extract.job import StageError, extract_to_cache, video_settings
 from pipeline.extract.models import Models, load_models
 from pipeline.extract.settings import ExtractSettings
-from pipeline.formats.video_cache import cache_path, read_fingerprint, write_video_cache
+from pipeline.extract.worker import die_with_parent, set_threads, threads
+from pipeline.formats.h5guard import is_storage_error, storage_error
+from pipeline.formats.video_cache import NO_CACHE, STALE, cache_path, check_cache
 from pipeline.manifest import SequenceId, load_manifest
 
 
@@ -33,6 +41,10 @@ class ExtractSummary:
     skipped: int = 0
     failed: int = 0
     warnings: int = 0
+    claimed: int = 0  # being done by another process sharing the cache
+    redone: int = 0  # of ``done``: caches that were there but damaged
+    swept: int = 0  # temporary files of killed runs removed
+    swept_bytes: int = 0
     frames: int = 0  # frames with a person, in the videos done now
     seconds: float = 0.0
     rows: list[Failure] = field(default_factory=list)
@@ -41,6 +53,12 @@ class ExtractSummary:
         rate = f", {self.frames / self.seconds:.1f} frames/s" if self.seconds > 0 and self.frames else ""
         text = (f"{self.found} videos: {self.done} extracted, {self.skipped} already done, {self.failed} failed, "
                 f"{self.warnings} warnings; {self.frames} frames{rate}")
+        if self.claimed:
+            text += f"; {self.claimed} being done by another process"
+        if self.redone:
+            text += f"; {self.redone} damaged caches redone"
+        if self.swept:
+            text += f"; swept {self.swept} temporary files of killed runs ({self.swept_bytes / 2**20:.1f} MB)"
         if self.failed or self.warnings:
             text += f" (see {Path(cache_dir) / 'errors.jsonl'})"
         return text
@@ -56,22 +74,71 @@ def _silence_model_loading() -> None:
 
 def _process(
     video: Path, seq: SequenceId, target: Path, settings: ExtractSettings, models: Models | None, progress: bool,
-    threads: int | None = None,
+    cache_dir: Path, overwrite: bool = False, worker: bool = False, parent: int | None = None,
 ) -> dict[str, Any]:
-    """One video in this process (or a joblib worker): write the cache, report rows as data."""
-    if threads:
-        import torch
+    """One video in this process (or a worker): claim it, write its cache, append its rows; report as data.
 
-        torch.set_num_threads(threads)
+    ``worker``: a joblib or Dask worker (it sets its own thread count); ``parent``: the pid of the
+    run's process when this is a local joblib worker (it dies with it)."""
+    if parent is not None:
+        die_with_parent(parent)
+    if worker:
+        set_threads(settings.threads)
     if not progress:
         _silence_model_loading()
     try:
-        cache, warnings = extract_video(video, seq, settings, models or load_models(settings), progress)
-        with stage("write", video):
-            write_video_cache(target, cache)
-        return {"video": str(video), "ok": True, "frames": len(cache), "warnings": warnings}
-    except StageError as exc:
-        return {"video": str(video), "ok": False, "stage": exc.stage, "error": str(exc), "warnings": []}
+        return _claimed(video, seq, target, settings, models, progress, cache_dir, overwrite)
+    except OSError as exc:  # a full or read-only folder (claim, log, cache) stops the run with one line
+        if is_storage_error(exc):
+            raise storage_error(exc, target.parent) from exc
+        raise
+
+
+def _claimed(
+    video: Path, seq: SequenceId, target: Path, settings: ExtractSettings, models: Models | None, progress: bool,
+    cache_dir: Path, overwrite: bool,
+) -> dict[str, Any]:
+    claim = try_claim(target)
+    if isinstance(claim, str):
+        return {"video": str(video), "status": "claimed", "holder": claim, "rows": []}
+    try:
+        fp = video_settings(settings, video, seq)[1]
+        damaged = None
+        if not overwrite:
+            damaged = check_cache(target, fp)
+            if damaged is None:  # finished by another process since the run looked
+                return {"video": str(video), "status": "skipped", "rows": []}
+        prune_failures(cache_dir, {str(video)})
+        rows: list[Failure] = []
+        try:
+            frames, warnings = extract_to_cache(video, seq, settings, models or load_models(settings), target, progress,
+                                                claim.heartbeat)
+            rows = [Failure(str(video), where, message, "warning") for where, message in warnings]
+            result = {"video": str(video), "status": "done", "frames": frames, "redone": damaged not in (None, NO_CACHE, STALE)}
+        except StageError as exc:
+            rows.append(Failure(str(video), exc.stage, str(exc)))
+            result = {"video": str(video), "status": "failed"}
+        for row in rows:
+            append_failure(cache_dir, row)
+        result["rows"] = [r.to_row() for r in rows]
+        return result
+    finally:
+        claim.release()
+
+
+def check_writable(cache_dir: Path) -> None:
+    """Fail before any work when the cache folder cannot take a file (read-only, full, no permission)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-probe-", dir=cache_dir)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        raise storage_error(exc, cache_dir) from exc
 
 
 def run_extract(
@@ -85,10 +152,13 @@ def run_extract(
     quiet: bool = False,
     models: Models | None = None,
     scheduler: str | None = None,
+    streams: int = 1,
 ) -> ExtractSummary:
-    """Extract every video under ``videos_dir`` into ``cache_dir``; see the module docstring."""
-    import time
+    """Extract every video under ``videos_dir`` into ``cache_dir``; see the module docstring.
 
+    ``streams`` > 1 (one process): that many videos in flight, their model calls batched together
+    (``pipeline.extract.engine``); the caches are the same bytes as with one."""
+    began = time.time()
     settings = settings or ExtractSettings()
     root, cache_dir = Path(videos_dir), Path(cache_dir)
     man = load_manifest(manifest)
@@ -96,21 +166,28 @@ def run_extract(
     if not videos:
         raise InputError(f"{root}: no videos ({', '.join(man.extensions)}) found, recursively")
     found, bad = identify(videos, root, man, layout)
+    check_writable(cache_dir)
     summary = ExtractSummary(found=len(videos))
+    try:
+        swept = sweep_temp_files(cache_dir, before=began)
+    except OSError as exc:
+        raise storage_error(exc, cache_dir) from exc
+    summary.swept, summary.swept_bytes = len(swept), sum(size for _, size in swept)
     todo = []
     for video, seq in found:
         target = cache_path(cache_dir, seq)
-        if not overwrite and read_fingerprint(target) == video_settings(settings, video, seq)[1]:
+        if not overwrite and check_cache(target, video_settings(settings, video, seq)[1]) is None:
             summary.skipped += 1
         else:
             todo.append((video, seq, target))
-    prune_failures(cache_dir, {str(v) for v, *_ in todo} | {str(v) for v, _ in bad})
+    prune_failures(cache_dir, {str(v) for v, _ in bad})
     for video, why in bad:
         summary.rows.append(append_failure(cache_dir, Failure(str(video), "identify", why)))
         summary.failed += 1
     if not todo:
         return summary
-    settings.check_weights()
+    if models is None:  # models handed in are loaded already
+        settings.check_weights()
     if quiet:
         _silence_model_loading()
     start = time.perf_counter()
@@ -119,27 +196,38 @@ def run_extract(
         if scheduler:  # several machines: joblib's Dask backend (dask_backend)
             workers = stack.enter_context(dask_backend(scheduler))
         if workers <= 1 and not scheduler:
+            stack.enter_context(threads(settings.threads))
             models = models or load_models(settings)
-            results: Any = (_process(v, s, t, settings, models, not quiet) for v, s, t in todo)
+            results: Any = (_process(v, s, t, settings, models, not quiet, cache_dir, overwrite) for v, s, t in todo)
+            if streams > 1:
+                from pipeline.extract.engine import run_streams
+
+                results = run_streams(todo, models, streams,
+                                      lambda item, m: _process(*item, settings, m, False, cache_dir, overwrite))
         else:
             from joblib import Parallel, delayed
 
-            threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+            parent = None if scheduler else os.getpid()
             n_jobs = -1 if scheduler else workers  # a cluster: every Dask worker thread
             results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(_process)(v, s, t, settings, None, False, threads) for v, s, t in todo
+                delayed(_process)(v, s, t, settings, None, False, cache_dir, overwrite, True, parent) for v, s, t in todo
             )
         with bar:
             for res in results:
-                for where, message in res["warnings"]:
-                    summary.rows.append(append_failure(cache_dir, Failure(res["video"], where, message, "warning")))
-                    summary.warnings += 1
-                if res["ok"]:
+                rows = [Failure.from_row(r) for r in res["rows"]]
+                summary.rows += rows
+                summary.warnings += sum(r.level == "warning" for r in rows)
+                status = res["status"]
+                if status == "done":
                     summary.done += 1
                     summary.frames += res["frames"]
-                else:
-                    summary.rows.append(append_failure(cache_dir, Failure(res["video"], res["stage"], res["error"])))
+                    summary.redone += bool(res.get("redone"))
+                elif status == "failed":
                     summary.failed += 1
+                elif status == "claimed":
+                    summary.claimed += 1
+                else:
+                    summary.skipped += 1
                 bar.update(1)
                 bar.set_postfix(failed=summary.failed, refresh=False)
     summary.seconds = time.perf_counter() - start

@@ -28,11 +28,15 @@ def load_models(settings: ExtractSettings) -> Models:
         from pipeline.extract.segment import make_segmenter
 
         device = resolve_device(settings.device)
+        half = settings.half and device.startswith("cuda")
         _MODELS[settings] = Models(
-            detector=make_detector(settings.detector, settings.detector_weights, device=device),
-            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=device),
+            detector=make_detector(settings.detector, settings.detector_weights, device=device,
+                                   **({"half": half} if settings.detector != "bgsub" else {})),
+            segmenter=make_segmenter(settings.segmenter, settings.sam, settings.seg_weights, device=device,
+                                     **({"half": half} if settings.segmenter != "bgsub" else {})),
             depth=DepthEstimator(
-                settings.depth, device, settings.depth_input_height, settings.batch_size, settings.depth_input_aspect
+                settings.depth, device, settings.depth_input_height, settings.batch_size,
+                settings.depth_input_aspect, half=half,
             ),
         )
     return _MODELS[settings]

@@ -58,19 +58,22 @@ class YoloSegSegmenter:
     name = "yolo-seg"
 
     def __init__(
-        self, weights: str = "yolo11n-seg.pt", device: str = "cpu", conf: float = 0.25, imgsz: int = 640, min_iou: float = 0.3
+        self, weights: str = "yolo11n-seg.pt", device: str = "cpu", conf: float = 0.25, imgsz: int = 640, min_iou: float = 0.3,
+        half: bool = False,
     ) -> None:
         from ultralytics import YOLO
 
         self.model: Any = YOLO(resolve_yolo_weights(weights))
         self.device, self.conf, self.imgsz, self.min_iou = device, conf, imgsz, min_iou
+        self.half = half and str(device).startswith("cuda")  # fp16 inference on CUDA
 
     def reset(self, background: Any = None) -> None:
         """Stateless across videos."""
 
     def __call__(self, frames: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
         results = self.model.predict(
-            list(frames), classes=[0], conf=self.conf, imgsz=self.imgsz, device=self.device, retina_masks=True, verbose=False
+            list(frames), classes=[0], conf=self.conf, imgsz=self.imgsz, device=self.device, retina_masks=True,
+            verbose=False, **({"quantize": 16} if self.half else {}),
         )
         out = []
         for frame, fb, r in zip(frames, boxes, results, strict=False):
@@ -114,11 +117,13 @@ class SamSegmenter:
 
     name = "sam"
 
-    def __init__(self, sam: str = "vit_b", device: str = "cpu", model: Any = None) -> None:
+    def __init__(self, sam: str = "vit_b", device: str = "cpu", model: Any = None, half: bool = False) -> None:
+        """``half``: the model under fp16 autocast (CUDA only), the image encoder being most of its cost."""
         from segment_anything.utils.transforms import ResizeLongestSide
 
         self.model = (model if model is not None else load_sam(sam)).to(device).eval()
         self.device = device
+        self.half = half and str(device).startswith("cuda")
         self.transform = ResizeLongestSide(self.model.image_encoder.img_size)
 
     def reset(self, background: Any = None) -> None:
@@ -142,7 +147,7 @@ class SamSegmenter:
             })
             where.append(i)
         if batch:
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
                 results = self.model(batch, multimask_output=False)  # encoder on [B, 3, S, S] at once
             for i, r in zip(where, results, strict=False):
                 out[i] = r["masks"][:, 0].cpu().numpy()  # [K, H, W] bool

@@ -2,7 +2,7 @@
 
 ``ExtractSettings`` is the one source of the extract options: the CLI's shared options take their
 defaults from it. ``recorded()`` is what shapes the output and so goes into each cache's fingerprint
-(device and batch size do not); ``check_weights()`` resolves every weight before any video is touched.
+(device, threads and batch size do not); ``check_weights()`` resolves every weight before any video is touched.
 """
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ class ExtractSettings:
     depth_input_height: int | None = None  # None: the depth model's own size, at most 266 (pipeline.depth.estimator)
     depth_input_aspect: float = 0.6  # width / height of the depth model's input
     background_frames: int = 64  # frames sampled for the median background
+    # Intra-op threads per process (main and each worker), whatever --workers: float reductions
+    # split over threads, so the bytes of depth depend on it (stored in each cache as "compute").
+    threads: int = 4
+    half: bool = True  # fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU)
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -40,6 +44,8 @@ class ExtractSettings:
             raise InputError(f"unknown segmenter {self.segmenter!r} (choose bgsub, sam or yolo-seg)")
         if self.batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
         if not 0 <= self.margin <= 1:
             raise InputError(f"margin must be in [0, 1], got {self.margin}")
 
@@ -48,7 +54,7 @@ class ExtractSettings:
         return "bgsub" in (self.detector, self.segmenter)
 
     def recorded(self) -> dict[str, Any]:
-        """What shapes the output (stored in the cache and fingerprinted); device and batch size do not."""
+        """What shapes the output (stored in the cache and fingerprinted); device, threads and batch size do not."""
         rec: dict[str, Any] = {"detector": self.detector, "segmenter": self.segmenter, "depth_model": self.depth}
         if self.detector == "yolo":
             rec["detector_weights"] = self.detector_weights

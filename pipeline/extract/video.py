@@ -4,18 +4,25 @@ Every later stage works on batches ``uint8 [B, H, W, 3]`` (BGR, as OpenCV decode
 video is widened to three channels here and odd sizes pass through untouched. A zero-byte,
 non-video or undecodable file raises ``VideoError`` naming the file; a file that stops decoding
 before the frame count its header promised is reported by ``VideoReader.truncated`` so the runner
-can write a warning row and keep the frames it got.
+can write a warning row and keep the frames it got. OpenCV silently rescales the frames of a video
+whose size changes mid-stream to the first size; ``frame_sizes`` (PyAV, key frames only) finds that.
 """
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 
 from pipeline.errors import DepthgaitError, InputError
+
+T = TypeVar("T")
 
 
 class VideoError(DepthgaitError, ValueError):
@@ -90,8 +97,9 @@ class VideoReader:
         wanted = None if keep is None else set(int(i) for i in keep)
         last = None if keep is None else (int(keep[-1]) if len(keep) else -1)
         cap = _open(self.path)
+        h, w = self.info.height, self.info.width
         idx: list[int] = []
-        frames: list[np.ndarray] = []
+        buf = np.empty((batch_size, h, w, 3), np.uint8)  # a fresh buffer per batch: the caller may keep it
         n = 0
         try:
             while last is None or n <= last:
@@ -104,19 +112,16 @@ class VideoReader:
                 if not ok or frame is None:
                     break
                 frame = _as_bgr(frame)
-                if frame.shape[:2] != (self.info.height, self.info.width):
-                    raise VideoError(
-                        f"{self.path}: frame {n} is {frame.shape[1]}x{frame.shape[0]}, "
-                        f"the first was {self.info.width}x{self.info.height}"
-                    )
+                if frame.shape[:2] != (h, w):
+                    raise VideoError(f"{self.path}: frame {n} is {frame.shape[1]}x{frame.shape[0]}, the first was {w}x{h}")
+                buf[len(idx)] = frame
                 idx.append(n)
-                frames.append(frame)
                 n += 1
-                if len(frames) == batch_size:
-                    yield np.asarray(idx, dtype=np.int64), np.stack(frames)  # [B, H, W, 3]
-                    idx, frames = [], []
-            if frames:
-                yield np.asarray(idx, dtype=np.int64), np.stack(frames)
+                if len(idx) == batch_size:
+                    yield np.asarray(idx, dtype=np.int64), buf  # [B, H, W, 3]
+                    idx, buf = [], np.empty((batch_size, h, w, 3), np.uint8)
+            if idx:
+                yield np.asarray(idx, dtype=np.int64), buf[: len(idx)]
         finally:
             cap.release()
         if keep is None:
@@ -129,7 +134,76 @@ class VideoReader:
             self.n_decoded = sum(len(i) for i, _ in self.batches(64))
         total = self.n_decoded or total
         keep = np.unique(np.linspace(0, max(total - 1, 0), num=min(max_frames, max(total, 1))).round().astype(np.int64))
-        out = [f for _, f in self.batches(len(keep), keep=keep)]
+        out = [f for _, f in self.batches(len(keep), keep=keep)]  # one batch: no copy
         if not out:
             raise VideoError(f"{self.path}: no frame decodes")
-        return np.concatenate(out)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+
+def frame_sizes(path: str | Path) -> list[tuple[int, int]] | None:
+    """Distinct ``(width, height)`` of the video's key frames in order (a size can only change at a
+    key frame); None when PyAV is not installed or cannot read the file (OpenCV's checks still run)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    sizes: list[tuple[int, int]] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            stream.codec_context.skip_frame = "NONKEY"
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if not sizes or sizes[-1] != (frame.width, frame.height):
+                    sizes.append((frame.width, frame.height))
+    except (av.FFmpegError, OSError, ValueError):
+        return sizes or None
+    return sizes
+
+
+def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Run ``items`` (frame batches) in a background thread, ``depth`` ahead, so decoding overlaps
+    the models (OpenCV releases the GIL while it decodes). Order and content are unchanged; an
+    exception of the producer is raised here; closing this generator stops the producer."""
+    done = object()
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+            put((None, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((exc, None))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                with contextlib.suppress(Exception):
+                    close()
+
+    thread = threading.Thread(target=produce, name="decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            exc, item = q.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -1,16 +1,24 @@
-"""All per-video extract cache I/O (format ``depthgait-extract``, version 1; see docs/CONTRACTS.md).
+"""All per-video extract cache I/O (format ``depthgait-extract``, version 2; see docs/CONTRACTS.md).
 
 One HDF5 file per video at ``<cache>/videos/<subject>/<condition>/<view>.h5`` holds everything
 align needs without rerunning a model: per-frame box, score, crop region, and the silhouette and
-raw depth of the person crop packed on a 128x96 canvas. ``pack_canvas`` is the one definition of
-that packing (uniform scale to fit, top-left, ``crop_size`` = the valid region), shared with align.
-Files are written atomically and carry a fingerprint of the settings and the source video, so a
-rerun can tell finished work from stale work. Failures are rows in ``<cache>/errors.jsonl``.
+raw depth of the person crop packed on a 128x96 canvas (``pipeline.geometry.pack_canvas``).
+
+``CacheWriter`` streams: the per-frame masks and depth of each batch are appended to resizable,
+chunked datasets as they are produced, so memory is bounded by the batch, not the video. The file
+is written under a ``.tmp-`` name through ``GuardedFile`` (a failed write never leaves HDF5
+half-closed) and renamed into place only when complete. Each file carries a fingerprint of the
+settings and the source video (size and a hash of its head and tail, so a copied dataset is not
+redone); ``check_cache`` tells finished work from stale or damaged work by opening every dataset.
+Version 2 adds the ``compute`` attribute and streamed writing; version-1 files read the same.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,21 +26,28 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError
+from pipeline.formats.h5guard import GuardedFile, StorageError, is_storage_error, storage_error
 from pipeline.geometry import CANVAS
 from pipeline.manifest import SequenceId
 
 FORMAT = "depthgait-extract"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 1: the same datasets, written whole at the end of a video
 _DATASETS = ("frames", "box", "score", "crop_box", "crop_size", "mask", "depth")
+_TRACK = ("frames", "box", "score", "crop_box")  # known after the detect pass, written first
+_STREAMED = ("crop_size", "mask", "depth")  # appended batch by batch
+# dtype and per-row shape of each dataset
+_LAYOUT: dict[str, tuple[str, tuple[int, ...]]] = {
+    "frames": ("int32", ()), "box": ("float32", (4,)), "score": ("float32", ()), "crop_box": ("int32", (4,)),
+    "crop_size": ("int32", (2,)), "mask": ("uint8", CANVAS), "depth": ("float16", CANVAS),
+}
+NO_CACHE, STALE = "no cache yet", "made with other settings or from another video"  # check_cache's two benign answers
+HEAD_TAIL_BYTES = 1 << 16  # bytes of a video's start and of its end hashed into its fingerprint (64 KiB each)
 
 
 class ExtractCacheError(DepthgaitError, ValueError):
     """A cache file is missing, of another format or version, or damaged; the message names it."""
-
-
-# ---- canvas packing -------------------------------------------------------------------------------
 
 
 # ---- the cache record ------------------------------------------------------------------------------
@@ -110,34 +125,165 @@ def cache_path(cache_dir: str | Path, seq: SequenceId) -> Path:
     return Path(cache_dir) / "videos" / seq.subject / seq.condition / f"{seq.view}.h5"
 
 
+def file_signature(path: str | Path) -> tuple[str, int, str]:
+    """``(name, size, sha256 of the first and last 64 KiB)``: cheap, and unchanged by ``cp -r`` (new mtimes)."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(HEAD_TAIL_BYTES))
+        if size > HEAD_TAIL_BYTES:
+            f.seek(max(HEAD_TAIL_BYTES, size - HEAD_TAIL_BYTES))
+            digest.update(f.read())
+    return path.name, size, digest.hexdigest()
+
+
 def fingerprint(settings: dict[str, Any], video: str | Path, extra_files: tuple[str | Path, ...] = ()) -> str:
-    """Hash of the settings and the video's size and mtime (and of other inputs such as a background
+    """Hash of the settings and the signature of the video (and of other inputs such as a background
     video): equal means the cache is up to date."""
-    stats = [(Path(f).name, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in (video, *extra_files)]
-    blob = json.dumps({"settings": settings, "files": stats, "v": VERSION}, sort_keys=True)
+    files = [file_signature(f) for f in (video, *extra_files)]
+    blob = json.dumps({"settings": settings, "files": files, "scheme": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def write_video_cache(path: str | Path, cache: VideoCache) -> Path:
-    """Write atomically: a killed run leaves a ``.tmp-`` file at most, never a half file under ``path``."""
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        attrs = {
-            "format": FORMAT, "version": VERSION, "video": str(cache.video), "subject": cache.subject,
-            "condition": cache.condition, "view": cache.view, "fps": float(cache.fps), "width": int(cache.width),
-            "height": int(cache.height), "n_frames": int(cache.n_frames), "fingerprint": cache.fingerprint,
-            "settings": json.dumps(cache.settings, sort_keys=True), "depth_near_is_large": bool(cache.depth_near_is_large),
-        }
-        h5.attrs.update(attrs)
-        t = len(cache)
-        for name in _DATASETS:
-            data = getattr(cache, name)
-            chunks = (1, *data.shape[1:]) if t else None  # one frame per chunk; an empty set cannot be chunked
-            h5.create_dataset(
-                name, data=data, chunks=chunks, compression="gzip" if t else None, shuffle=bool(t),
-                compression_opts=4 if t else None,
-            )
-    return path
+HEADER = ("video", "subject", "condition", "view", "fps", "width", "height", "n_frames", "fingerprint", "settings",
+          "depth_near_is_large")
+
+
+def header_attrs(header: dict[str, Any], compute: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The root attributes of a cache file from its ``HEADER`` fields; ``compute`` (device, threads,
+    batch size: what the bytes, not the meaning, depend on) is stored for the record."""
+    h = header
+    return {
+        "format": FORMAT, "version": VERSION, "video": str(h["video"]), "subject": str(h["subject"]),
+        "condition": str(h["condition"]), "view": str(h["view"]), "fps": float(h["fps"]), "width": int(h["width"]),
+        "height": int(h["height"]), "n_frames": int(h["n_frames"]), "fingerprint": str(h["fingerprint"]),
+        "settings": json.dumps(h["settings"], sort_keys=True), "depth_near_is_large": bool(h["depth_near_is_large"]),
+        "compute": json.dumps(compute or {}, sort_keys=True),
+    }
+
+
+class CacheWriter:
+    """Stream one video's cache: ``with CacheWriter(path, attrs, track) as w: w.append(...)`` per batch.
+
+    ``track`` holds ``frames``, ``box``, ``score`` and ``crop_box`` of all T rows (known after the
+    detect pass); ``append`` adds the next rows of ``crop_size``, ``mask`` and ``depth``. Leaving the
+    block normally checks that all T rows came and renames the file into place; leaving it by an
+    exception closes the file and removes it. A full or read-only folder raises ``StorageError``.
+    """
+
+    def __init__(self, path: str | Path, attrs: dict[str, Any], track: dict[str, np.ndarray]) -> None:
+        self.path = Path(path)
+        self.attrs = attrs
+        self.track = {n: np.asarray(track[n], dtype=_LAYOUT[n][0]) for n in _TRACK}
+        self.total = len(self.track["frames"])
+        self.rows = 0
+        self.tmp: Path | None = None
+        self._guard: GuardedFile | None = None
+        self._h5: h5py.File | None = None
+
+    def _fail(self, exc: OSError) -> StorageError | OSError:
+        return storage_error(exc, self.path.parent) if is_storage_error(exc) else exc
+
+    def __enter__(self) -> CacheWriter:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".tmp-{self.path.stem}-", suffix=self.path.suffix, dir=self.path.parent)
+            os.close(fd)
+            self.tmp = Path(name)
+            self._guard = GuardedFile(self.tmp)
+            self._h5 = h5py.File(self._guard, "w")
+            self._h5.attrs.update(self.attrs)
+            for name in _DATASETS:
+                dtype, row = _LAYOUT[name]
+                chunks = (1, *row) if len(row) == 2 else (1024, *row)  # a frame per chunk for the images
+                kwargs: dict[str, Any] = dict(chunks=chunks, maxshape=(None, *row), compression="gzip",
+                                              compression_opts=4, shuffle=True)
+                if name in _TRACK:
+                    self._h5.create_dataset(name, data=self.track[name].reshape(-1, *row), **kwargs)
+                else:
+                    self._h5.create_dataset(name, shape=(0, *row), dtype=dtype, **kwargs)
+            self._check()
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, OSError):
+                raise self._fail(exc) from exc
+            raise
+        return self
+
+    def _check(self) -> None:
+        if self._guard is not None and self._guard.error is not None:
+            raise storage_error(self._guard.error, self.path.parent)
+
+    def append(self, mask: np.ndarray, depth: np.ndarray, crop_size: np.ndarray) -> None:
+        """Add the next ``B`` rows: mask uint8 [B, 128, 96], depth (cast to float16) [B, 128, 96], crop_size [B, 2]."""
+        assert self._h5 is not None, "append() outside the with block"
+        b = len(mask)
+        if self.rows + b > self.total:
+            raise ExtractCacheError(f"{self.path}: {self.rows + b} rows appended, the track has {self.total}")
+        data = {"mask": np.asarray(mask, np.uint8), "depth": np.asarray(depth, np.float16),
+                "crop_size": np.asarray(crop_size, np.int32).reshape(-1, 2)}
+        try:
+            for name in _STREAMED:
+                ds = self._h5[name]
+                ds.resize(self.rows + b, axis=0)
+                ds[self.rows : self.rows + b] = data[name]
+        except OSError as exc:
+            raise self._fail(self._guard.error if self._guard and self._guard.error else exc) from exc
+        self.rows += b
+        self._check()
+
+    def _abort(self) -> None:
+        """Close whatever is open (errors here are secondary) and remove the temporary file."""
+        with contextlib.suppress(Exception):
+            if self._h5 is not None:
+                self._h5.close()
+        with contextlib.suppress(Exception):
+            if self._guard is not None:
+                self._guard.close()
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+        self._h5 = self._guard = None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            if self.rows != self.total:
+                raise ExtractCacheError(f"{self.path}: {self.rows} of the track's {self.total} rows were written")
+            assert self._h5 is not None and self._guard is not None and self.tmp is not None
+            self._h5.close()
+            self._guard.flush()
+            self._check()
+            self._guard.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes it private (0600)
+            os.replace(self.tmp, self.path)
+            self.tmp = None
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, OSError):
+                raise self._fail(exc) from exc
+            raise
+
+
+def write_video_cache(path: str | Path, cache: VideoCache, compute: dict[str, Any] | None = None) -> Path:
+    """Write a whole in-memory record atomically (the streaming writer with one batch)."""
+    header = {n: getattr(cache, n) for n in HEADER}
+    with CacheWriter(path, header_attrs(header, compute), {n: getattr(cache, n) for n in _TRACK}) as writer:
+        if len(cache):
+            writer.append(cache.mask, cache.depth, cache.crop_size)
+    return Path(path)
+
+
+def _check_version(path: Path, attrs: dict[str, Any]) -> None:
+    if attrs.get("format") != FORMAT:
+        raise ExtractCacheError(f"{path}: not a {FORMAT} file (format={attrs.get('format')!r})")
+    if int(attrs.get("version", -1)) not in READABLE:
+        raise ExtractCacheError(f"{path}: {FORMAT} version {attrs.get('version')}, this reader knows {', '.join(map(str, READABLE))}")
 
 
 def read_video_cache(path: str | Path) -> VideoCache:
@@ -148,10 +294,7 @@ def read_video_cache(path: str | Path) -> VideoCache:
     try:
         with h5py.File(path, "r") as h5:
             attrs = dict(h5.attrs)
-            if attrs.get("format") != FORMAT:
-                raise ExtractCacheError(f"{path}: not a {FORMAT} file (format={attrs.get('format')!r})")
-            if int(attrs.get("version", -1)) != VERSION:
-                raise ExtractCacheError(f"{path}: {FORMAT} version {attrs.get('version')}, this reader knows {VERSION}")
+            _check_version(path, attrs)
             missing = [n for n in _DATASETS if n not in h5]
             if missing:
                 raise ExtractCacheError(f"{path}: missing dataset(s) {', '.join(missing)}")
@@ -166,11 +309,46 @@ def read_video_cache(path: str | Path) -> VideoCache:
     )
 
 
+def check_cache(path: str | Path, expected: str | None = None) -> str | None:
+    """``None`` when ``path`` is a complete cache (of fingerprint ``expected`` when given), else why not.
+
+    Cheap enough for every skip: attributes, every dataset's presence, shape and dtype, the small
+    per-frame arrays, and the first and last chunk of mask and depth (a cut file fails there).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return NO_CACHE
+    try:
+        with h5py.File(path, "r") as h5:
+            _check_version(path, dict(h5.attrs))
+            if expected is not None and str(h5.attrs.get("fingerprint")) != expected:
+                return STALE
+            if "frames" not in h5:
+                return "dataset frames missing"
+            t = h5["frames"].shape[0] if h5["frames"].ndim == 1 else -1
+            for name in _DATASETS:
+                dtype, row = _LAYOUT[name]
+                if name not in h5:
+                    return f"dataset {name} missing"
+                ds = h5[name]
+                if ds.shape != (t, *row) or ds.dtype != np.dtype(dtype):
+                    return f"dataset {name} is {ds.dtype} {ds.shape}, expected {dtype} {(t, *row)}"
+                if name in _TRACK or name == "crop_size":
+                    ds[()]
+                elif t:
+                    ds[0], ds[t - 1]
+    except ExtractCacheError as exc:
+        return str(exc)
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        return f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None
+
+
 def read_fingerprint(path: str | Path) -> str | None:
     """The stored fingerprint, or None when the file is missing or unreadable (then it is redone)."""
     try:
         with h5py.File(path, "r") as h5:
-            if h5.attrs.get("format") != FORMAT or int(h5.attrs.get("version", -1)) != VERSION:
+            if h5.attrs.get("format") != FORMAT or int(h5.attrs.get("version", -1)) not in READABLE:
                 return None
             return str(h5.attrs["fingerprint"])
     except (OSError, KeyError):
@@ -183,6 +361,9 @@ def list_caches(cache_dir: str | Path) -> list[Path]:
     return sorted(p for p in root.glob("*/*/*.h5") if not p.name.startswith(".tmp-"))
 
 
-# ---- errors.jsonl ----------------------------------------------------------------------------------
+def temp_files(cache_dir: str | Path) -> list[Path]:
+    """``.tmp-`` files of unfinished writes in the cache (per-video folders and the root), sorted."""
+    root = Path(cache_dir)
+    return sorted([*root.glob(".tmp-*"), *(root / "videos").glob("*/*/.tmp-*")])
 
 

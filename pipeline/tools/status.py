@@ -6,6 +6,7 @@ Reads only attributes and dataset shapes of the per-video caches (no pixel data)
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -17,9 +18,10 @@ import h5py
 from pipeline.align.batch import AlignReport, inputs_fingerprint, report_path
 from pipeline.align.frames import AlignSettings
 from pipeline.errors import InputError, read_failures
+from pipeline.extract.claims import claims
 from pipeline.formats.aligned import AlignedFormatError, AlignedReader
 from pipeline.formats.video_cache import FORMAT as EXTRACT_FORMAT
-from pipeline.formats.video_cache import list_caches
+from pipeline.formats.video_cache import list_caches, temp_files
 
 
 @dataclass
@@ -42,6 +44,10 @@ class CacheStatus:
     failed: dict[str, dict[str, str]] = field(default_factory=dict)  # video -> {stage, error}, videos with no cache
     warnings: list[dict[str, Any]] = field(default_factory=list)  # rows of level "warning"
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # cache files that cannot be read
+    temp_files: int = 0  # .tmp- files of unfinished or killed writes
+    temp_bytes: int = 0
+    claims_live: int = 0  # videos being extracted right now (by any process sharing the cache)
+    claims_stale: int = 0  # claims of processes that died (taken over by the next extract)
     aligned: AlignedStatus | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +76,12 @@ class CacheStatus:
             lines += [f"    {w.get('video')}: {w.get('error')}" for w in self.warnings[:max_listed]]
         for path, error in self.unreadable[:max_listed]:
             lines.append(f"  unreadable cache: {path}: {error}")
+        if self.claims_live:
+            lines.append(f"  {self.claims_live} video being extracted now" if self.claims_live == 1
+                         else f"  {self.claims_live} videos being extracted now")
+        if self.temp_files or self.claims_stale:
+            lines.append(f"  {self.temp_files} temporary file(s) ({self.temp_bytes / 2**20:.1f} MB) and "
+                         f"{self.claims_stale} stale claim(s) of killed runs: swept by the next extract")
         a = self.aligned
         if a is None:
             lines.append("  aligned: none yet (run `depthgait-prep align`)")
@@ -134,6 +146,12 @@ def cache_status(cache_dir: str | Path = "cache", aligned: str | Path | None = N
         except (OSError, KeyError, ValueError) as exc:
             status.unreadable.append((str(path), str(exc)))
     status.videos_done = len(caches) - len(status.unreadable)
+    for tmp in temp_files(cache_dir):
+        with contextlib.suppress(FileNotFoundError):
+            status.temp_bytes += tmp.stat().st_size
+            status.temp_files += 1
+    live, stale = claims(cache_dir)
+    status.claims_live, status.claims_stale = len(live), len(stale)
     for failure in read_failures(cache_dir):  # later rows win: the latest outcome of each video
         if failure.level == "warning":
             status.warnings.append(failure.to_row())
