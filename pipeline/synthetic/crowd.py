@@ -37,11 +37,11 @@ from pipeline.atomic import atomic_path
 from pipeline.errors import InputError
 from pipeline.synthetic.body import body_shapes, gait_phase, walk_progress
 from pipeline.synthetic.dataset import (
-    CODECS,
     PATH_DISTANCE,
     SENSOR_NOISE,
     _check_size,
     _is_done,
+    check_generation,
     mask_boxes,
     subject_params,
     write_background_video,
@@ -51,7 +51,6 @@ from pipeline.synthetic.people import (
     FPS,
     SequenceParams,
     SubjectParams,
-    parse_condition,
     sample_sequence,
     sequence_colours,
 )
@@ -281,20 +280,7 @@ def generate_crowds(out_dir: str | Path, people: int = 3, scenes: int = 1, views
         raise InputError(f"people must be between 1 and {MAX_PEOPLE}, got {people}")
     if scenes < 1 or scenes * people > 999:
         raise InputError(f"scenes x people must be between 1 and 999 subjects, got {scenes} x {people}")
-    for view in views:
-        check_view(view)
-    for condition in conditions:
-        parse_condition(condition)
-    if not conditions:
-        raise InputError("conditions must name at least one condition (e.g. nm-01)")
-    size = _check_size(size)
-    if frames < 1:
-        raise InputError(f"frames must be at least 1, got {frames}")
-    if codec not in CODECS:
-        raise InputError(f"codec {codec!r} is not one of {sorted(CODECS)}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: exists and is not a folder")
-    (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    size = check_generation(out_dir, views, conditions, size, frames, codec)
     if backgrounds:
         for view in views:
             write_background_video(out_dir, view, size, seed, codec, overwrite)

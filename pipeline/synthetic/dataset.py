@@ -227,6 +227,27 @@ def write_background_video(out_dir: Path, view: str, size: tuple[int, int], seed
     return write_video(path, frames, codec=codec)
 
 
+def check_generation(
+    out_dir: Path, views: Sequence[str], conditions: Sequence[str], size: Sequence[int], frames: int, codec: str
+) -> tuple[int, int]:
+    """Check what a generator run was asked for (one clear error each), make ``out_dir/truth``; returns the size."""
+    for view in views:
+        check_view(view)
+    for condition in conditions:
+        parse_condition(condition)
+    if not conditions:
+        raise InputError("conditions must name at least one condition (e.g. nm-01)")
+    checked = _check_size(size)
+    if frames < 1:
+        raise InputError(f"frames must be at least 1, got {frames}")
+    if codec not in CODECS:
+        raise InputError(f"codec {codec!r} is not one of {sorted(CODECS)}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder")
+    (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    return checked
+
+
 def generate_dataset(out_dir: str | Path, subjects: int | Iterable[int] = 3, views: Sequence[str] = VIEWS,
                      conditions: Sequence[str] = CONDITIONS, frames: int = 60, size: tuple[int, int] = (320, 240),
                      seed: int = 0, workers: int = 1, quiet: bool = False, overwrite: bool = False,
@@ -241,18 +262,7 @@ def generate_dataset(out_dir: str | Path, subjects: int | Iterable[int] = 3, vie
     indices = list(range(1, subjects + 1)) if isinstance(subjects, int) else [int(s) for s in subjects]
     if not indices or min(indices) < 1 or max(indices) > 999:
         raise InputError(f"subjects must be between 1 and 999, got {subjects!r}")
-    for view in views:
-        check_view(view)
-    for condition in conditions:
-        parse_condition(condition)
-    size = _check_size(size)
-    if frames < 1:
-        raise InputError(f"frames must be at least 1, got {frames}")
-    if codec not in CODECS:
-        raise InputError(f"codec {codec!r} is not one of {sorted(CODECS)}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: exists and is not a folder")
-    (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    size = check_generation(out_dir, views, conditions, size, frames, codec)
 
     if backgrounds:
         for view in views:
