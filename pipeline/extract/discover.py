@@ -12,7 +12,6 @@ from pathlib import Path
 from pipeline.errors import InputError
 from pipeline.manifest import Manifest, ManifestError, SequenceId, identify_by_folders, read_identity_csv
 
-
 FOOTAGE = ("footage", "000")  # the condition and view of every footage sequence
 MIN_IMAGE_FRAMES = 2  # a folder with fewer images is not taken for a video
 

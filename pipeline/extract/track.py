@@ -19,16 +19,15 @@ Every drop is counted in ``TrackStats`` (stored in each cache, shown by ``depthg
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.extract.detect import Track, box_iou
+from pipeline.extract.detect import Track
 from pipeline.extract.settings import TRACKERS
-
 
 
 @dataclass(frozen=True)
@@ -243,22 +242,4 @@ def person_shaped(boxes: np.ndarray, f: TrackFilter) -> bool:
     return f.aspect[0] <= aspect <= f.aspect[1] and jump <= f.max_height_jump
 
 
-def unique_tracks(tracks: list[Track], min_iou: float = 0.7) -> list[Track]:
-    """Drop a track that repeats a longer one (same boxes on most shared frames): a tracker's re-birth."""
-    out: list[Track] = []
-    for tr in sorted(tracks, key=lambda t: -len(t.frames)):
-        dup = False
-        for other in out:
-            shared, ia, ib = np.intersect1d(tr.frames, other.frames, return_indices=True)
-            if len(shared) >= 0.5 * len(tr.frames):
-                iou = np.diag(box_iou(tr.boxes[ia], other.boxes[ib]))
-                dup = bool(np.mean(iou >= min_iou) > 0.5)
-            if dup:
-                break
-        if not dup:
-            out.append(tr)
-    return sorted(out, key=lambda t: int(t.frames[0]))
-
-
-__all__ = ["TRACKERS", "TrackFilter", "TrackStats", "field", "make_tracker", "person_shaped", "split_blobs",
-           "track_people", "unique_tracks"]
+__all__ = ["TRACKERS", "TrackFilter", "TrackStats", "make_tracker", "person_shaped", "split_blobs", "track_people"]
