@@ -95,9 +95,13 @@ def make_tracker(name: str = "bytetrack", fps: float = 25.0, blobs: bool = False
 
     ``blobs``: the scores are background-subtraction blobs' foreground shares (0.2-0.5 for a person),
     not a detector's confidence, so they are not fused into the matching cost and a low one still counts."""
-    import ultralytics
-    from ultralytics.trackers import BOTSORT, BYTETracker
-    from ultralytics.utils import YAML, IterableSimpleNamespace
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):  # its first import greets on stdout, which --json - owns
+        import ultralytics
+        from ultralytics.trackers import BOTSORT, BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
 
     if name not in TRACKERS:
         raise InputError(f"unknown tracker {name!r} (choose {' or '.join(TRACKERS)})")
