@@ -107,3 +107,65 @@ def test_mot_figures_on_a_crowd_of_three(crowd: Path) -> None:
     for tr in tracks:  # every kept box is person-shaped
         h, w = tr.boxes[:, 3] - tr.boxes[:, 1], tr.boxes[:, 2] - tr.boxes[:, 0]
         assert np.median(h / w) > 1.2
+
+
+def test_footage_with_spaces_goes_through_extract_and_align_one_person_per_sequence(crowd: Path, tmp_path: Path) -> None:
+    """`extract FILE` (a name no manifest knows: footage, every track) then `align`, no other option;
+    every aligned sequence follows one walker of the truth."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from cli.prep import main as prep
+    from pipeline.formats.aligned import AlignedReader
+    from pipeline.synthetic.crowd import read_crowd_truth
+    from pipeline.tools.mot import box_iou
+    from tests.tiny_models import save_tiny_depth_anything
+
+    video = tmp_path / "plaza camera 2.avi"
+    shutil.copy(crowd / "scene-1-090.avi", video)
+    depth = save_tiny_depth_anything(tmp_path / "depth")
+    cache = tmp_path / "cache"
+    res = CliRunner().invoke(prep, ["extract", str(video), "--cache", str(cache), "--depth", str(depth),
+                                    "--depth-input-height", "56", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert (cache / "videos" / "plaza camera 2" / "footage" / "000.tracks.json").is_file()
+    res = CliRunner().invoke(prep, ["align", "--cache", str(cache), "--quiet"])
+    assert res.exit_code == 0, res.output
+    truth = read_crowd_truth(crowd / "truth" / "scene-1-090.h5", masks=False)
+    with AlignedReader(cache / "aligned.h5") as reader:
+        ids = reader.ids()
+        assert len(ids) >= 3 and {i.condition for i in ids} == {"footage"} and {i.view for i in ids} == {"000"}
+        assert {i.subject.rsplit(".", 1)[0] for i in ids} == {"plaza camera 2"}
+        walkers = []
+        for seq_id in ids:
+            seq = reader.load(seq_id)
+            assert seq.video == str(video) and seq.track == int(seq_id.subject.rsplit(".", 1)[1])
+            best = [int(np.argmax(box_iou(truth.boxes[:, f], b[None])[:, 0])) for f, b in zip(seq.frames, seq.box,
+                                                                                           strict=True)]
+            share = np.bincount(best).max() / len(best)
+            assert share >= 0.9, (seq_id, share)  # one person, not a blob of two
+            walkers.append(int(np.bincount(best).argmax()))
+    assert set(walkers) == {0, 1, 2}  # everyone is somebody's track
+    status = CliRunner().invoke(prep, ["status", "--cache", str(cache)])
+    assert "touching the border" in status.output and "person tracks:" in status.output
+
+
+def test_a_folder_of_frames_is_one_video(crowd: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from pipeline.extract.discover import auto_layout, find_videos, footage_id
+    from pipeline.extract.video import VideoReader
+    from pipeline.manifest import load_manifest
+
+    frames = np.concatenate([f for _, f in VideoReader(crowd / "scene-1-090.avi").batches(32)])
+    folder = tmp_path / "cam 1"
+    folder.mkdir()
+    for i in (0, 1, 2, 10, 11):  # natural order: img_2 before img_10
+        cv2.imwrite(str(folder / f"img_{i}.png"), frames[i])
+    reader = VideoReader(folder)
+    got = np.concatenate([f for _, f in reader.batches(2)])
+    assert np.array_equal(got, frames[[0, 1, 2, 10, 11]]) and reader.info.fps == 25.0
+    man = load_manifest("casia-b")
+    assert find_videos(folder, man) == [folder] and find_videos(tmp_path, man) == [folder]
+    assert auto_layout(folder, man, "names") == "footage" and footage_id(folder).subject == "cam 1"

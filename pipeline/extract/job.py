@@ -148,7 +148,7 @@ def stream_video(
     if not tracks:
         why = "" if not dropped else f" that passes the track filters ({dropped})"
         raise StageError("detect", f"{path}: no person found{why} in any of its {n} frames")
-    for track in tracks:
+    for track in sorted(tracks, key=lambda tr: len(tr.frames))[-1:]:  # the main walker (a crowd: the longest track)
         if settings.needs_background and bg_file is None and len(track.frames) >= MIN_FRAMES:
             centre = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
             if np.ptp(centre) < np.mean(track.boxes[:, 2] - track.boxes[:, 0]):
