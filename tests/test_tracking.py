@@ -54,6 +54,18 @@ def test_filters_drop_border_merged_short_and_shapeless_and_count_them() -> None
         assert ((tr.boxes[:, 2] - tr.boxes[:, 0]) <= 41).all()
 
 
+def test_a_person_hidden_for_a_while_comes_back_as_the_same_track() -> None:
+    a = walk(20, 3, range(80))
+    hidden = range(20, 48)  # longer than the tracker keeps a lost track (25 frames at 25 frames/s)
+    cands = [np.array([a[t]] if t not in hidden else [], np.float32).reshape(-1, 5) for t in range(80)]
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    assert stats.tracks_found == 2  # the tracker's own: two
+    # one track; ByteTrack confirms a track reborn mid-video on its second frame, so frame 48 is not in it
+    assert len(tracks) == 1 and tracks[0].frames.tolist() == [*range(20), *range(49, 80)]
+    apart, _ = track_people(cands, W, H, blobs=True, filters=TrackFilter(stitch_gap=0))
+    assert len(apart) == 2  # without stitching: two tracks
+
+
 def test_person_shape() -> None:
     f = TrackFilter()
     upright = np.array([[0, 0, 40, 120]] * 5, np.float32)
@@ -88,8 +100,9 @@ def bgsub_tracks(video: Path):
 def test_mot_figures_on_a_crowd_of_three(crowd: Path) -> None:
     """3 walkers crossing, 80 frames, bgsub. Measured on the frames where a walker is wholly in the
     picture (frames touching the border are dropped on purpose). The target is every walker followed
-    by one track on >= 80% of them; what the tracker reaches today is asserted: two of three walkers
-    (the third is hidden behind the others for a third of the clip and comes back as a new track)."""
+    by one track on >= 80% of them; what the tracker reaches is asserted: two of three walkers on
+    >= 95%, the third on 60% (it is hidden behind the others for a third of the clip: those frames
+    hold no box of it alone), with no ID switch and no spare track."""
     from pipeline.synthetic.crowd import read_crowd_truth
     from pipeline.tools.mot import Track, evaluate_tracks
 
@@ -99,10 +112,10 @@ def test_mot_figures_on_a_crowd_of_three(crowd: Path) -> None:
     inside = ~np.isnan(b[..., 0]) & (b[..., 0] > 1) & (b[..., 1] > 1) & (b[..., 2] < W - 1) & (b[..., 3] < H - 1)
     report = evaluate_tracks(b, [Track(i, t.frames, t.boxes) for i, t in enumerate(tracks)], present=inside)
     rates = sorted(report.walker_hit_rate)
-    assert rates[-1] >= 0.95 and rates[-2] >= 0.9  # two walkers followed by one track each
-    assert rates[0] > 0.2  # the third is found, in part
-    assert len(report.spare_tracks) <= 1 and report.num_switches <= 1
-    assert report.mota > 0.75 and report.idf1 > 0.7
+    assert rates[-1] >= 0.95 and rates[-2] >= 0.95  # two walkers followed by one track each
+    assert rates[0] >= 0.55  # the third: one track before and after it is hidden (stitched)
+    assert report.spare_tracks == [] and report.num_switches == 0
+    assert report.mota > 0.8 and report.idf1 > 0.85
     assert stats.frames_border > 0 and stats.tracks_kept == len(tracks)
     for tr in tracks:  # every kept box is person-shaped
         h, w = tr.boxes[:, 3] - tr.boxes[:, 1], tr.boxes[:, 2] - tr.boxes[:, 0]

@@ -41,6 +41,7 @@ class TrackFilter:
     max_height_jump: float = 0.15  # median relative change of the box height between frames
     merge_share: float = 0.4  # another track's box this much inside a box: the two merged
     max_gap: int = 5  # frames a track may miss and still be interpolated for the merge test
+    stitch_gap: int = 30  # frames a person may be hidden and come back as the same track (0: never)
 
 
 @dataclass
@@ -167,6 +168,40 @@ def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: f
     return raw
 
 
+def stitch(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_gap: int, max_offset: float = 0.5,
+           ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Join a track that ends to one that starts at most ``max_gap`` frames later where the first one's
+    motion leads (centre within ``max_offset`` of a height of the extrapolated one, height within a
+    third): a person hidden behind another for a while comes back as the same track, not a new one."""
+    tracks = sorted(tracks, key=lambda tr: int(tr[0][0]))
+    joined = True
+    while joined:
+        joined = False
+        best: tuple[float, int, int] | None = None
+        for i, (fa, ba, _) in enumerate(tracks):
+            tail = slice(max(0, len(fa) - 16), len(fa))  # a least-squares line: a last box cut by an occluder does not steer
+            ca = (ba[tail, :2] + ba[tail, 2:]) / 2  # [n, 2] centres
+            ha = float(np.median(ba[tail, 3] - ba[tail, 1]))
+            ft = fa[tail].astype(np.float64)
+            vel = (np.polyfit(ft, ca, 1)[0] if len(ca) > 2 and np.ptp(ft) > 0 else np.zeros(2))
+            for j, (fb, bb, _) in enumerate(tracks):
+                gap = int(fb[0] - fa[-1])
+                if j == i or not 0 < gap <= max_gap:
+                    continue
+                hb = float(bb[0, 3] - bb[0, 1])
+                start = (bb[:3, :2] + bb[:3, 2:]).mean(0) / 2  # its first frames' centre
+                off = float(np.linalg.norm(ca.mean(0) + vel * (fb[0] - ft.mean()) - start)) / max(ha, 1.0)
+                if off <= max_offset and 0.75 <= hb / max(ha, 1.0) <= 1.33 and (best is None or off < best[0]):
+                    best = (off, i, j)
+        if best is not None:
+            _, i, j = best
+            a, b = tracks[i], tracks[j]
+            tracks[i] = tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))  # type: ignore[assignment]
+            del tracks[j]
+            joined = True
+    return tracks
+
+
 def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
     """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
     out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
@@ -214,6 +249,8 @@ def track_people(
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
+    if f.stitch_gap:
+        tracks = stitch(tracks, f.stitch_gap)
     merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
     kept: list[Track] = []
     for (frames, boxes, scores), is_merged in zip(tracks, merged, strict=True):
