@@ -10,8 +10,9 @@ kept only where it is one whole person:
   valleys of its column profile (two people side by side are two boxes, not one);
 - frames whose box touches the image border (a person half out of the picture) are dropped;
 - frames whose box is below the minimum height are dropped;
-- frames where a track's box swallows another track's box (a blob holding two people: they
-  merged) are dropped for both, rather than keep a two-person silhouette;
+- frames where a track's box overlaps another track's box (a blob holding two people: they
+  merged; or one hides part of the other) are dropped for both, rather than keep a two-person
+  silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
 - a track shorter than ``min_length`` frames, or not person-shaped (median height/width outside
   ``aspect``, or a height that jumps from frame to frame), is not kept.
 
@@ -36,10 +37,10 @@ class TrackFilter:
 
     min_height: float = 0.12  # share of the frame height
     min_length: int = 10  # frames left after the per-frame drops
-    border: int = 1  # pixels: a box this close to an image edge touches it
+    border: int = 3  # pixels: a box this close to an image edge touches it (a body cut by the edge)
     aspect: tuple[float, float] = (1.2, 5.0)  # median box height / width of a person
     max_height_jump: float = 0.15  # median relative change of the box height between frames
-    merge_share: float = 0.4  # another track's box this much inside a box: the two merged
+    merge_share: float = 0.2  # two tracks' boxes sharing this much of the smaller one: the two merged
     max_gap: int = 5  # frames a track may miss and still be interpolated for the merge test
     stitch_gap: int = 30  # frames a person may be hidden and come back as the same track (0: never)
 
@@ -214,8 +215,9 @@ def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[i
 
 
 def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
-    """Per track, bool [N]: frames where another track's (detected or interpolated) box lies at least
-    ``share`` inside this one's (one blob holds both people)."""
+    """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
+    a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
+    the smaller box. A silhouette cut from such a box holds part of the other person too."""
     spans = [_interpolated(f, b, max_gap) for f, b in tracks]
     flags = []
     for i, (frames, boxes) in enumerate(tracks):
@@ -227,7 +229,8 @@ def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: 
                     continue
                 tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
                 inter = float(np.prod(np.clip(br - tl, 0, None)))
-                area = float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None)))
+                area = min(float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None))),
+                           float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))))
                 if inter >= share * area:
                     bad[n] = True
                     break
@@ -251,7 +254,7 @@ def track_people(
                        np.array([r[2] for r in rows], np.float32)))
     if f.stitch_gap:
         tracks = stitch(tracks, f.stitch_gap)
-    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
+    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, max(f.max_gap, f.stitch_gap))
     kept: list[Track] = []
     for (frames, boxes, scores), is_merged in zip(tracks, merged, strict=True):
         h = boxes[:, 3] - boxes[:, 1]
