@@ -3,9 +3,14 @@
 Scenes come from ``depthgait-prep synth --people N`` (exact per-walker truth). The step under test is
 pluggable: any ``ExtractStep`` (video path -> list of ``pipeline.tools.mot.Track``) can be measured,
 so a multi-track extract is benchmarked exactly as the one-track extract of today
-(``current_extract``: the longest, largest track of each video, bgsub detector and segmenter).
+(``current_extract``: the longest, largest track of each video, bgsub detector and segmenter), and
+``tracked_extract`` (``--tracks all``: every person track) against it. Besides the figures on every
+frame a walker is seen, ``inside`` scores only the frames where it is wholly in the picture (extract
+drops frames whose box touches the border on purpose); ``tracking_frames_per_s`` is decode +
+background subtraction + tracking without segmentation and depth.
 
     .venv/bin/python bench/bench_crowd.py --people 3 --scenes 2 --frames 80 --json crowd.json
+    .venv/bin/python bench/bench_crowd.py --tracks longest      # one track per video, as before
 """
 
 # ruff: noqa: E402  (sys.path is set before the project's imports)
@@ -48,8 +53,54 @@ def current_extract(detector: str = "bgsub", segmenter: str = "bgsub",
     return step
 
 
-def run_bench(scenes_dir: Path, step: ExtractStep) -> tuple[list[dict], float]:
-    """Every scene video through ``step``; per-scene figures and the step's frames/s."""
+def tracked_extract(detector: str = "bgsub", segmenter: str = "bgsub", depth: str = "depthgait/synthdepth-small",
+                    tracker: str = "bytetrack") -> ExtractStep:
+    """``--tracks all``: every person track of the video (ultralytics' tracker, the quality filters)."""
+    from pipeline.extract.job import extract_tracks
+    from pipeline.extract.models import load_models
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.manifest import SequenceId
+
+    settings = ExtractSettings(detector=detector, segmenter=segmenter, depth=depth, tracks="all", tracker=tracker)
+    models = load_models(settings)
+
+    def step(video: Path) -> list[Track]:
+        scene, view = video.stem.rsplit("-", 1)
+        caches, _ = extract_tracks(video, SequenceId(scene, "crowd", view), settings, models)
+        return [track_from_cache(cache, track_id=cache.track) for cache in caches]
+
+    return step
+
+
+def tracking_rate(scenes_dir: Path, tracker: str = "bytetrack") -> float:
+    """Frames/s of decode + background subtraction + blob splitting + tracking (no segment, no depth)."""
+    from pipeline.extract.bgsub import BackgroundModel
+    from pipeline.extract.detect import BgSubDetector
+    from pipeline.extract.track import track_people
+    from pipeline.extract.video import VideoReader
+
+    frames, seconds = 0, 0.0
+    for video in sorted(scenes_dir.glob("scene-*.avi")):
+        start = time.perf_counter()
+        reader = VideoReader(video)
+        det = BgSubDetector()
+        det.reset(BackgroundModel(reader.sample(64)), split=True)
+        cands = [c for _, batch in reader.batches(16) for c in det(batch)]
+        track_people(cands, reader.info.width, reader.info.height, reader.info.fps, tracker, blobs=True)
+        seconds += time.perf_counter() - start
+        frames += len(cands)
+    return frames / max(seconds, 1e-9)
+
+
+def in_picture(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """bool [P, T]: the walker is seen and its box does not touch the image border (extract drops those frames)."""
+    return (~np.isnan(boxes[..., 0]) & (boxes[..., 0] > 1) & (boxes[..., 1] > 1) & (boxes[..., 2] < width - 1)
+            & (boxes[..., 3] < height - 1))
+
+
+def run_bench(scenes_dir: Path, step: ExtractStep, whole_only: bool = False) -> tuple[list[dict], float]:
+    """Every scene video through ``step``; per-scene figures and the step's frames/s. Each row is
+    scored on every frame a walker is seen and (``inside``) on the frames it is wholly in the picture."""
     rows, frames, seconds = [], 0, 0.0
     for video in sorted(scenes_dir.glob("scene-*.avi")):
         truth = read_crowd_truth(scenes_dir / "truth" / f"{video.stem}.h5")
@@ -58,7 +109,13 @@ def run_bench(scenes_dir: Path, step: ExtractStep) -> tuple[list[dict], float]:
         seconds += time.perf_counter() - start
         frames += truth.person.shape[0]
         report: MotReport = evaluate_tracks(truth.boxes, tracks, person=truth.person)
-        rows.append({"video": video.name, "walkers": len(truth.subjects), **report.to_dict()})
+        row = {"video": video.name, "walkers": len(truth.subjects), **report.to_dict()}
+        if not whole_only:
+            height, width = truth.person.shape[1:]
+            inside = evaluate_tracks(truth.boxes, tracks, person=truth.person,
+                                     present=in_picture(truth.boxes, width, height))
+            row["inside"] = inside.to_dict()
+        rows.append(row)
     return rows, frames / max(seconds, 1e-9)
 
 
@@ -86,6 +143,8 @@ def main() -> None:
     parser.add_argument("--view", default="090")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tracks", choices=["longest", "all"], default="all")
+    parser.add_argument("--tracker", choices=["bytetrack", "botsort"], default="bytetrack")
     parser.add_argument("--json", help="write the per-scene figures and the summary here")
     args = parser.parse_args()
 
@@ -99,7 +158,8 @@ def main() -> None:
                     size=size, seed=args.seed, quiet=True)
     print(f"{args.scenes} scenes x {args.people} walkers x {args.frames} frames at {args.size}, view {args.view} "
           f"(rendered in {time.perf_counter() - start:.1f} s)")
-    rows, fps = run_bench(work, current_extract())
+    step = current_extract() if args.tracks == "longest" else tracked_extract(tracker=args.tracker)
+    rows, fps = run_bench(work, step)
     for row in rows:
         per_track = ", ".join(f"track {t['track_id']}: walker {t['walker']} hit {t['hit_rate']:.2f} mask IoU "
                               f"{t['mask_iou'] if t['mask_iou'] is None else round(t['mask_iou'], 3)}" for t in row["tracks"])
@@ -108,6 +168,9 @@ def main() -> None:
               f"{per_track}")
     summary = summarise(rows)
     summary["frames_per_s"] = fps
+    if args.tracks == "all":
+        summary["inside"] = summarise([{**row, **row["inside"]} for row in rows])
+        summary["tracking_frames_per_s"] = tracking_rate(work, args.tracker)
     print("summary:", json.dumps(summary))
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "scenes": rows}, indent=1))

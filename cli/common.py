@@ -189,7 +189,7 @@ def resolve_device(name: str) -> str:
 def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The extract options that ``extract``, ``embed`` and ``identify`` share, with their defaults read
     from ``ExtractSettings()``; the command receives them as one ``extract_settings: ExtractSettings``."""
-    from pipeline.extract.settings import DETECTORS, SEGMENTERS, ExtractSettings
+    from pipeline.extract.settings import DETECTORS, SEGMENTERS, TRACK_MODES, TRACKERS, ExtractSettings
 
     d = ExtractSettings()
     options = [
@@ -213,19 +213,25 @@ def extract_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU)."),
         click.option("--batch-size", type=click.IntRange(1, 4096), default=d.batch_size, show_default=True,
                      help="Frames per model call."),
+        click.option("--tracks", type=click.Choice(TRACK_MODES), default=None,
+                     help="longest: one walker per video; all: one sequence per person track (subject "
+                          "<name>.<track>) [default: all with --layout footage, else longest]."),
+        click.option("--tracker", type=click.Choice(TRACKERS), default=d.tracker, show_default=True,
+                     help="ultralytics multi-object tracker used with --tracks all."),
         device_option,
     ]
 
     @functools.wraps(func)
     def wrapper(
         *args: Any, detector: str, detector_weights: str, segmenter: str, sam: str, seg_weights: str, depth: str,
-        depth_input_height: int | None, margin: float, threads: int, half: bool, batch_size: int, device: str,
-        **kwargs: Any,
+        depth_input_height: int | None, margin: float, threads: int, half: bool, batch_size: int, tracks: str | None,
+        tracker: str, device: str, **kwargs: Any,
     ) -> Any:
         settings = ExtractSettings(
             detector=detector, detector_weights=detector_weights, segmenter=segmenter, sam=sam,
             seg_weights=seg_weights, depth=depth, depth_input_height=depth_input_height, margin=margin,
-            threads=threads, half=half, batch_size=batch_size, device=resolve_device(device),
+            threads=threads, half=half, batch_size=batch_size, tracks=tracks, tracker=tracker,
+            device=resolve_device(device),
         )
         return func(*args, extract_settings=settings, **kwargs)
 

@@ -16,24 +16,18 @@ SHOW_FAILURES = 5  # failures printed with their reason at the end of a run
 
 
 @click.command()
-@click.argument("videos_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("videos_dir", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path("cache"), show_default=True,
               help="Where the per-video caches and errors.jsonl go.")
 @click.option("--manifest", default="casia-b", show_default=True, help="Manifest name or YAML path (naming, extensions).")
 @click.option("--layout", default="names", show_default=True,
-              help="Identity of each video: names (manifest naming), folders (<subject>/<condition>/<view>.ext) "
-                   "or a CSV file with path,subject,condition,view.")
+              help="Identity of each video: names (manifest naming), folders (<subject>/<condition>/<view>.ext), "
+                   "footage (subject <video stem>.<track>, condition footage, view 000; implies --tracks all) "
+                   "or a CSV file with the header path,subject,condition,view (paths relative to the CSV).")
 @extract_options
 @workers_option
 @click.option("--streams", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Videos in flight per process, their model calls batched together (a GPU: 4-8); same bytes.")
-@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Model threads per process, whatever --workers (the bytes of depth depend on it: keep it fixed "
-                   "for a cache; --workers x --threads about the number of cores).")
-@click.option("--streams", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Videos in flight per process, their model calls batched together (a GPU: 4-8); same bytes.")
-@click.option("--half/--no-half", default=True, show_default=True,
-              help="fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU).")
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
               help="Run the videos on a Dask cluster (several machines sharing the cache folder), e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Redo videos whose cache is up to date.")
@@ -44,7 +38,11 @@ def extract(
     streams: int,
     dask_scheduler: str | None, overwrite: bool, quiet: bool,
 ) -> None:
-    """Detect, segment and estimate the depth of the walking person in every video under VIDEOS_DIR.
+    """Detect, segment and estimate the depth of the walking person in every video of INPUT.
+
+    INPUT is a video file, a folder of image frames (img_0001.png ...: one video) or a folder
+    searched recursively for both. A single input whose name fits no manifest naming is footage:
+    its sequences are <video stem>.<track>/footage/000, one per person track (--tracks all).
 
     One cache file per video goes to CACHE/videos/<subject>/<condition>/<view>.h5; a rerun skips
     videos whose complete cache matches the settings (a damaged one is redone), so a killed run
@@ -59,6 +57,8 @@ def extract(
       depthgait-prep extract videos/ --detector bgsub --segmenter bgsub --depth models/depth-anything-small
       depthgait-prep extract casia-b/ --detector yolo --segmenter sam --sam vit_b --device cuda
       depthgait-prep extract /shared/casia-b/ --cache /shared/cache --dask-scheduler tcp://head:8786
+      depthgait-prep extract "plaza camera 2.avi" --cache plaza      (footage: every person, one sequence each)
+      depthgait-prep extract clips/ --layout footage --tracks all --detector yolo
     """
     from pipeline.extract.batch import run_extract
 

@@ -27,7 +27,8 @@ from depthgait_model.identify import (  # Match and rank_identities are re-expor
 )
 from pipeline.align.frames import AlignSettings, align_video_cache
 from pipeline.errors import DepthgaitError, Failure, InputError
-from pipeline.extract import ExtractSettings, StageError, extract_video, find_videos, identify, load_models
+from pipeline.extract import ExtractSettings, StageError, find_videos, identify, load_models
+from pipeline.extract.job import extract_tracks
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import Manifest, ManifestError, SequenceId
 from pipeline.progress import progress
@@ -117,23 +118,29 @@ class Inference:
         return self.tracks_from_video(video, seq)[0].sequence
 
     def tracks_from_video(self, video: str | Path, seq: SequenceId) -> list[TrackProbe]:
-        """Every usable person track of one video (today's extract keeps one: the longest, largest)."""
+        """Every usable person track of one video: its one walker (``--tracks longest``), or every
+        person track (``--tracks all``); a track too short once aligned is left out."""
         video = Path(video)
-        if not video.is_file():
+        if not video.exists():
             raise FileNotFoundError(f"{video}: no such video")
         try:
-            cache, _ = extract_video(video, seq, self.extract, self.models())
+            caches, _ = extract_tracks(video, seq, self.extract, self.models())
         except StageError as exc:
             if exc.stage == "detect":
                 raise NoPersonError(f"{video}: no usable person ({exc})") from exc
             raise InputError(f"{video}: {exc.stage} failed: {exc}") from exc
-        aligned, kept = align_video_cache(cache, self.align, with_depth=self.uses_depth)
-        if aligned is None:
+        probes, kept_frames = [], []
+        for cache in caches:
+            aligned, kept = align_video_cache(cache, self.align, with_depth=self.uses_depth)
+            kept_frames.append(int(kept.sum()))
+            if aligned is not None:
+                probes.append(TrackProbe(aligned.track, aligned, cache.frames, cache.box))
+        if not probes:
             raise NoPersonError(
-                f"{video}: no usable person: {int(kept.sum())} of {cache.n_frames} frames hold a usable silhouette "
-                f"(at least {self.align.min_frames} needed)"
+                f"{video}: no usable person: at most {max(kept_frames)} of {caches[0].n_frames} frames of a track hold "
+                f"a usable silhouette (at least {self.align.min_frames} needed)"
             )
-        return [TrackProbe(aligned.track, aligned, cache.frames, cache.box)]
+        return probes
 
     def identify_tracks(self, probes: Sequence[TrackProbe], gallery: Embeddings, top_k: int = 5,
                         metric: str = "euc", max_distance: float | None = None) -> list[TrackIdentity]:

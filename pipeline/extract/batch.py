@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 
 from pipeline.errors import Failure, InputError, append_failure, prune_failures
 from pipeline.extract.claims import sweep_temp_files, try_claim
-from pipeline.extract.discover import find_videos, identify
+from pipeline.extract.discover import auto_layout, find_videos, identify
 from pipeline.extract.job import StageError, extract_to_cache, video_settings
 from pipeline.extract.models import Models, load_models
 from pipeline.extract.settings import ExtractSettings
+from pipeline.extract.track_index import SUFFIX as TRACKS_SUFFIX
+from pipeline.extract.track_index import check_index, index_path, remove_listed
 from pipeline.extract.worker import die_with_parent, set_threads, threads
 from pipeline.formats.h5guard import is_storage_error, storage_error
 from pipeline.formats.video_cache import NO_CACHE, STALE, cache_path, check_cache
@@ -105,9 +107,11 @@ def _claimed(
         fp = video_settings(settings, video, seq)[1]
         damaged = None
         if not overwrite:
-            damaged = check_cache(target, fp)
+            damaged = check_done(target, fp)
             if damaged is None:  # finished by another process since the run looked
                 return {"video": str(video), "status": "skipped", "rows": []}
+        if target.name.endswith(TRACKS_SUFFIX):
+            remove_listed(target)
         prune_failures(cache_dir, {str(video)})
         rows: list[Failure] = []
         try:
@@ -124,6 +128,13 @@ def _claimed(
         return result
     finally:
         claim.release()
+
+
+def check_done(target: Path, fingerprint: str) -> str | None:
+    """``None`` when the video's cache (or, with ``--tracks all``, its track list and caches) is complete."""
+    if target.name.endswith(TRACKS_SUFFIX):
+        return check_index(target, fingerprint)
+    return check_cache(target, fingerprint)
 
 
 def check_writable(cache_dir: Path) -> None:
@@ -164,8 +175,11 @@ def run_extract(
     man = load_manifest(manifest)
     videos = find_videos(root, man)
     if not videos:
-        raise InputError(f"{root}: no videos ({', '.join(man.extensions)}) found, recursively")
-    found, bad = identify(videos, root, man, layout)
+        raise InputError(f"{root}: no videos ({', '.join(man.extensions)}) or folders of frames found, recursively")
+    layout = auto_layout(root, man, layout)
+    found, bad = identify(videos, root.parent if videos == [root] else root, man, layout)
+    if settings.tracks is None:  # footage holds anyone; a dataset video holds its one walker
+        settings = replace(settings, tracks="all" if layout == "footage" else "longest")
     check_writable(cache_dir)
     summary = ExtractSummary(found=len(videos))
     try:
@@ -175,8 +189,8 @@ def run_extract(
     summary.swept, summary.swept_bytes = len(swept), sum(size for _, size in swept)
     todo = []
     for video, seq in found:
-        target = cache_path(cache_dir, seq)
-        if not overwrite and check_cache(target, video_settings(settings, video, seq)[1]) is None:
+        target = index_path(cache_dir, seq) if settings.track_mode == "all" else cache_path(cache_dir, seq)
+        if not overwrite and check_done(target, video_settings(settings, video, seq)[1]) is None:
             summary.skipped += 1
         else:
             todo.append((video, seq, target))

@@ -76,7 +76,7 @@ class BackgroundModel:
         score = area[keep] / np.maximum(box_area, 1)
         return np.concatenate([boxes, score[:, None].astype(np.float32)], axis=1)
 
-BACKGROUND_NAMES = ("{subject}-bkgrd-{view}", "bkgrd-{view}", "background-{view}")
+BACKGROUND_NAMES = ("{subject}-bkgrd-{view}", "bkgrd-{view}", "background-{view}", "{subject}-bkgrd", "bkgrd", "background")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 

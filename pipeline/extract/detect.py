@@ -26,14 +26,26 @@ class BgSubDetector:
 
     def __init__(self) -> None:
         self.model: BackgroundModel | None = None
+        self.split = False  # split blobs wider than a person (pipeline.extract.track.split_blobs)
+        self.splits = 0  # blobs split since the last reset
 
-    def reset(self, background: BackgroundModel) -> None:
-        self.model = background
+    def reset(self, background: BackgroundModel, split: bool = False) -> None:
+        self.model, self.split, self.splits = background, split, 0
 
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         if self.model is None:
             raise RuntimeError("BgSubDetector needs reset(BackgroundModel) before a video")
-        return [self.model.blobs(self.model.foreground(f)) for f in frames]
+        out = []
+        for f in frames:
+            fg = self.model.foreground(f)
+            cand = self.model.blobs(fg)
+            if self.split:
+                from pipeline.extract.track import split_blobs
+
+                cand, n = split_blobs(fg, cand)
+                self.splits += n
+            out.append(cand)
+        return out
 
 
 # ---- YOLO -------------------------------------------------------------------------------------------
@@ -55,8 +67,8 @@ class YoloDetector:
         self.device, self.conf, self.imgsz = device, conf, imgsz
         self.half = half and str(device).startswith("cuda")
 
-    def reset(self, background: Any = None) -> None:
-        """Stateless across videos."""
+    def reset(self, background: Any = None, split: bool = False) -> None:
+        """Stateless across videos (YOLO boxes one person each: nothing to split)."""
 
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         results = self.model.predict(

@@ -79,7 +79,7 @@ class _Shared:
     def __init__(self, batcher: Batcher, near_is_large: bool | None = None) -> None:
         self.batcher, self.near_is_large = batcher, near_is_large
 
-    def reset(self, background: Any = None) -> None:
+    def reset(self, background: Any = None, split: bool = False) -> None:
         """Stateless across videos."""
 
     def __call__(self, *seqs: Any) -> Any:

@@ -1,7 +1,8 @@
-"""One video through the stages: decode -> (background) -> detect -> one track -> segment + depth.
+"""One video through the stages: decode -> (background) -> detect -> track(s) -> segment + depth.
 
-``stream_video`` is the one pass: it yields the track (header and per-frame boxes, known after the
-detect pass) and then each batch's masks and float16 depth as they are produced. ``extract_to_cache``
+``stream_video`` is the one pass: it yields the tracks (header and per-frame boxes, known after the
+detect pass: one walker, or every person with ``--tracks all``, ``pipeline.extract.track``) and
+then each batch's masks and float16 depth per track as they are produced. ``extract_to_cache``
 streams them into the cache file (memory bounded by the batch, not the video); ``extract_video``
 gathers them in memory (``depthgait_model.infer``). A failure inside a stage becomes a
 ``StageError`` naming the stage and the video (one row of ``errors.jsonl``); a full or read-only
@@ -20,12 +21,19 @@ from tqdm.auto import tqdm
 
 from pipeline.errors import InputError
 from pipeline.extract.bgsub import BackgroundModel, background_sample, find_background_file
-from pipeline.extract.detect import select_track
+from pipeline.extract.detect import Track, select_track
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
 from pipeline.extract.video import VideoError, VideoReader, frame_sizes, prefetch
 from pipeline.formats.h5guard import StorageError
-from pipeline.formats.video_cache import CacheWriter, ExtractCacheError, VideoCache, fingerprint, header_attrs
+from pipeline.formats.video_cache import (
+    CacheWriter,
+    ExtractCacheError,
+    VideoCache,
+    cache_path,
+    fingerprint,
+    header_attrs,
+)
 from pipeline.geometry import CANVAS, MIN_FRAMES, crop_boxes, pack_mask
 from pipeline.manifest import SequenceId
 
@@ -86,12 +94,31 @@ def _background(path: Path, bg_file: Path | None, reader: VideoReader, settings:
         return BackgroundModel(sample)  # the sample (up to 64 full frames) is freed on return
 
 
+def _find_tracks(candidates: list[np.ndarray], settings: ExtractSettings, info: Any, splits: int) -> tuple[list[Track], dict]:
+    """``longest``: the one walker (``select_track``); ``all``: every person track that passes the filters."""
+    if settings.track_mode == "longest":
+        track = select_track(candidates)
+        return ([] if track is None else [track]), {}
+    from pipeline.extract.track import track_people
+
+    tracks, stats = track_people(candidates, info.width, info.height, info.fps, settings.tracker,
+                                 blobs=settings.detector == "bgsub")
+    stats.blobs_split = splits
+    return tracks, stats.to_dict()
+
+
+def track_id(seq: SequenceId, track: int, mode: str) -> SequenceId:
+    """The sequence of one track: with ``--tracks all`` the subject is ``<subject>.<track>``."""
+    return seq if mode == "longest" else seq._replace(subject=f"{seq.subject}.{track}")
+
+
 def stream_video(
     path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, warnings: list[tuple[str, str]],
     progress: bool = False, heartbeat: Callable[[], None] = lambda: None,
-) -> Iterator[TrackHead | Batch]:
-    """Yield the ``TrackHead``, then one ``Batch`` per frame batch; warnings ``(stage, message)`` are
-    appended to ``warnings``. ``heartbeat`` is called once per batch (a claim stays fresh)."""
+) -> Iterator[list[TrackHead] | tuple[int, Batch]]:
+    """Yield the list of ``TrackHead`` (one per kept track), then ``(track index, Batch)`` per frame
+    batch and track; warnings ``(stage, message)`` are appended to ``warnings``. ``heartbeat`` is
+    called once per batch (a claim stays fresh)."""
     bs = settings.batch_size
     recorded, fp, bg_file = video_settings(settings, path, seq)
     with stage("decode", path):
@@ -99,7 +126,7 @@ def stream_video(
         info = reader.info
         _check_size_is_constant(path)
     background = _background(path, bg_file, reader, settings) if settings.needs_background else None
-    models.detector.reset(background)
+    models.detector.reset(background, split=settings.track_mode == "all")
     models.segmenter.reset(background)
 
     candidates: list[np.ndarray] = []
@@ -115,81 +142,129 @@ def stream_video(
         warnings.append(("decode", f"{path}: decoded {n} of the {info.n_frames_header} frames the header promises (truncated?)"))
     if n < MIN_FRAMES:
         warnings.append(("decode", f"{path}: only {n} frame(s); a gait sequence needs at least {MIN_FRAMES}"))
-    track = select_track(candidates)
+    with stage("track", path):
+        tracks, dropped = _find_tracks(candidates, settings, info, int(getattr(models.detector, "splits", 0)))
     del candidates
-    if track is None:
-        raise StageError("detect", f"{path}: no person found in any of its {n} frames")
-    if settings.needs_background and bg_file is None and len(track.frames) >= MIN_FRAMES:
-        centre = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
-        if np.ptp(centre) < np.mean(track.boxes[:, 2] - track.boxes[:, 0]):
-            warnings.append(("background", (
-                f"{path}: the person hardly moves across the frame (frontal view?), so a background taken from this "
-                f"video holds them; put a background video {seq.subject}-bkgrd-{seq.view}{path.suffix} beside it"
-            )))
+    if not tracks:
+        why = "" if not dropped else f" that passes the track filters ({dropped})"
+        raise StageError("detect", f"{path}: no person found{why} in any of its {n} frames")
+    for track in sorted(tracks, key=lambda tr: len(tr.frames))[-1:]:  # the main walker (a crowd: the longest track)
+        if settings.needs_background and bg_file is None and len(track.frames) >= MIN_FRAMES:
+            centre = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+            if np.ptp(centre) < np.mean(track.boxes[:, 2] - track.boxes[:, 0]):
+                warnings.append(("background", (
+                    f"{path}: the person hardly moves across the frame (frontal view?), so a background taken from "
+                    f"this video holds them; put a background video {seq.subject}-bkgrd-{seq.view}{path.suffix} beside it"
+                )))
+                break
 
-    crops = crop_boxes(track.boxes, settings.margin, info.width, info.height)  # int32 [T, 4]
-    t = len(track.frames)
-    header = dict(
-        video=str(path), subject=seq.subject, condition=seq.condition, view=seq.view, fps=info.fps, width=info.width,
-        height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
-        depth_near_is_large=bool(models.depth.near_is_large),
-    )
-    yield TrackHead(header, {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crops})
+    heads, crops = [], []
+    for k, track in enumerate(tracks):
+        crop = crop_boxes(track.boxes, settings.margin, info.width, info.height)  # int32 [T, 4]
+        number = 0 if settings.track_mode == "longest" else k + 1
+        tid = track_id(seq, number, settings.track_mode)
+        header = dict(
+            video=str(path), subject=tid.subject, condition=tid.condition, view=tid.view, fps=info.fps,
+            width=info.width, height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
+            depth_near_is_large=bool(models.depth.near_is_large), track=number, tracking=dropped,
+        )
+        heads.append(TrackHead(header, {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crop}))
+        crops.append(crop)
+    yield heads
 
-    row, any_mask, peak, lost, overflow = 0, False, 0.0, False, False
-    bar = tqdm(total=t, desc=f"segment+depth {path.name}", unit="frame", leave=False, position=1, disable=not progress)
+    wanted = np.unique(np.concatenate([t.frames for t in tracks]))
+    rows = [0] * len(tracks)
+    any_mask, peak, lost, overflow = False, 0.0, False, False
+    bar = tqdm(total=len(wanted), desc=f"segment+depth {path.name}", unit="frame", leave=False, position=1,
+               disable=not progress)
     with bar:
-        for _, frames in prefetch(reader.batches(bs, keep=track.frames)):
-            rows = slice(row, row + len(frames))
+        for idx, frames in prefetch(reader.batches(bs, keep=wanted)):
+            # every track's rows in this batch: (track, rows of the track, positions in the batch)
+            parts = []
+            for k, track in enumerate(tracks):
+                pos = np.searchsorted(idx, track.frames[rows[k]:])
+                pos = pos[(pos < len(idx))]
+                pos = pos[idx[pos] == track.frames[rows[k]:rows[k] + len(pos)]]
+                if len(pos):
+                    parts.append((k, slice(rows[k], rows[k] + len(pos)), pos))
+            boxes = [np.zeros((0, 4), np.float32) for _ in frames]
+            where: list[list[tuple[int, int]]] = [[] for _ in frames]
+            for k, sl, pos in parts:
+                for r, p in zip(range(sl.start, sl.stop), pos, strict=True):
+                    where[p].append((k, r))
+                    boxes[p] = np.concatenate([boxes[p], tracks[k].boxes[r][None]])
             with stage("segment", path):
-                masks = models.segmenter(frames, [b[None] for b in track.boxes[rows]])  # list of bool [1, H, W]
-            mask = np.zeros((len(frames), *CANVAS), np.uint8)
-            crop_size = np.zeros((len(frames), 2), np.int32)
-            rgb_crops = []
-            for k, (frame, m, (x0, y0, x1, y1)) in enumerate(zip(frames, masks, crops[rows], strict=False)):
-                mask[k], crop_size[k] = pack_mask(m[0, y0:y1, x0:x1])
-                rgb_crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]))  # RGB [h, w, 3]
+                masks = models.segmenter(frames, boxes)  # list of bool [K_i, H, W]
+            out = {k: ([], [], []) for k, _, _ in parts}
+            rgb_crops, order = [], []
+            for p, frame in enumerate(frames):
+                for j, (k, r) in enumerate(where[p]):
+                    x0, y0, x1, y1 = crops[k][r]
+                    m, size = pack_mask(masks[p][j, y0:y1, x0:x1])
+                    out[k][0].append(m)
+                    out[k][2].append(size)
+                    rgb_crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]))  # RGB [h, w, 3]
+                    order.append(k)
             with stage("depth", path):
-                depth = models.depth.estimate(rgb_crops)  # float32 [B, 128, 96]
+                depth = models.depth.estimate(rgb_crops) if rgb_crops else np.zeros((0, *CANVAS), np.float32)
             depth16 = depth.astype(np.float16)
             big = float(np.abs(depth).max(initial=0))
             peak = max(peak, big)
             overflow |= bool(np.isinf(depth16).any())
             lost |= big > 0 and not depth16.any()
-            any_mask |= bool(mask.any())
-            row += len(frames)
+            for d, k in zip(depth16, order, strict=True):
+                out[k][1].append(d)
+            for k, sl, _ in parts:
+                mask = np.stack(out[k][0]).astype(np.uint8)
+                any_mask |= bool(mask.any())
+                rows[k] = sl.stop
+                yield k, (mask, np.stack(out[k][1]), np.stack(out[k][2]).astype(np.int32))
             bar.update(len(frames))
             heartbeat()
-            yield mask, depth16, crop_size
-    if row != t:
-        raise StageError("decode", f"{path}: the second pass decoded {row} of the {t} frames the first one found")
+    for k, track in enumerate(tracks):
+        if rows[k] != len(track.frames):
+            raise StageError("decode", f"{path}: the second pass decoded {rows[k]} of the {len(track.frames)} frames "
+                                       "the first one found")
     if not any_mask:
         warnings.append(("segment", f"{path}: every silhouette is empty"))
     if overflow or lost:
         warnings.append(("depth", f"{path}: depth values ({peak:.3g} at most) do not fit float16"))
 
 
-def extract_video(
+def extract_tracks(
     path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, progress: bool = False
-) -> tuple[VideoCache, list[tuple[str, str]]]:
-    """Run the stages on one video in memory; returns the cache record and its warnings ``(stage, message)``.
+) -> tuple[list[VideoCache], list[tuple[str, str]]]:
+    """Run the stages on one video in memory: one cache record per kept track, and the warnings.
 
-    Runs with ``settings.threads`` threads, as ``run_extract`` does, so the record equals the cache's."""
+    Runs with ``settings.threads`` threads, as ``run_extract`` does, so each record equals its cache."""
     from pipeline.extract.worker import threads
 
     warnings: list[tuple[str, str]] = []
     with threads(settings.threads):
         parts = stream_video(path, seq, settings, models, warnings, progress)
-        head = next(parts)
-        assert isinstance(head, TrackHead)
-        batches = list(parts)
-    joined = [np.concatenate([b[i] for b in batches]) if batches else None for i in range(3)]
-    empty = np.zeros((0, *CANVAS))
-    cache = VideoCache(
-        **head.header, **head.track, mask=empty if joined[0] is None else joined[0],
-        depth=empty if joined[1] is None else joined[1], crop_size=np.zeros((0, 2)) if joined[2] is None else joined[2],
-    )
-    return cache, warnings
+        heads = next(parts)
+        assert isinstance(heads, list)
+        batches: list[list[Batch]] = [[] for _ in heads]
+        for k, batch in parts:  # type: ignore[misc]
+            batches[k].append(batch)
+    caches = []
+    for head, got in zip(heads, batches, strict=True):
+        joined = [np.concatenate([b[i] for b in got]) if got else None for i in range(3)]
+        empty = np.zeros((0, *CANVAS))
+        caches.append(VideoCache(
+            **head.header, **head.track, mask=empty if joined[0] is None else joined[0],
+            depth=empty if joined[1] is None else joined[1],
+            crop_size=np.zeros((0, 2)) if joined[2] is None else joined[2],
+        ))
+    return caches, warnings
+
+
+def extract_video(
+    path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, progress: bool = False
+) -> tuple[VideoCache, list[tuple[str, str]]]:
+    """One video's first track in memory (its one walker with ``--tracks longest``) and the warnings."""
+    caches, warnings = extract_tracks(path, seq, settings, models, progress)
+    return caches[0], warnings
 
 
 def compute_record(settings: ExtractSettings) -> dict[str, Any]:
@@ -202,17 +277,35 @@ def extract_to_cache(
     path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, target: Path, progress: bool = False,
     heartbeat: Callable[[], None] = lambda: None,
 ) -> tuple[int, list[tuple[str, str]]]:
-    """Stream one video into its cache file at ``target``; returns ``(rows, warnings)``."""
+    """Stream one video into its cache file at ``target``; returns ``(rows, warnings)``.
+
+    With ``--tracks all`` ``target`` is the video's track list (``pipeline.extract.track_index``):
+    each track goes to the cache of its own sequence, and the list is written last."""
+    from pipeline.extract.track_index import cache_root, write_index
+
     warnings: list[tuple[str, str]] = []
     parts = stream_video(path, seq, settings, models, warnings, progress, heartbeat)
-    head = next(parts)
-    assert isinstance(head, TrackHead)
+    heads = next(parts)
+    assert isinstance(heads, list)
+    several = settings.track_mode == "all"
+    targets = [cache_path(cache_root(target), SequenceId(h.header["subject"], h.header["condition"], h.header["view"]))
+               if several else target for h in heads]
+    where = target
     try:
-        with CacheWriter(target, header_attrs(head.header, compute_record(settings)), head.track) as writer:
-            for mask, depth, crop_size in parts:  # type: ignore[misc]
-                writer.append(mask, depth, crop_size)
+        with contextlib.ExitStack() as stack:
+            writers = []
+            for head, out in zip(heads, targets, strict=True):
+                where = out
+                writers.append(stack.enter_context(
+                    CacheWriter(out, header_attrs(head.header, compute_record(settings)), head.track)))
+            for k, (mask, depth, crop_size) in parts:  # type: ignore[misc]
+                where = targets[k]
+                writers[k].append(mask, depth, crop_size)
+        if several:
+            where = target
+            write_index(target, heads[0].header["fingerprint"], targets)
     except (StageError, StorageError):
         raise
     except (ExtractCacheError, OSError) as exc:  # an I/O error of this file only (not a full or read-only folder)
-        raise StageError("write", f"{path}: {target}: {exc}") from exc
-    return writer.rows, warnings
+        raise StageError("write", f"{path}: {where}: {exc}") from exc
+    return sum(w.rows for w in writers), warnings

@@ -16,6 +16,8 @@ from pipeline.geometry import CANVAS
 
 DETECTORS = ("bgsub", "yolo")
 SEGMENTERS = ("bgsub", "sam", "yolo-seg")
+TRACK_MODES = ("longest", "all")
+TRACKERS = ("bytetrack", "botsort")
 
 
 @dataclass(frozen=True)
@@ -36,18 +38,30 @@ class ExtractSettings:
     # split over threads, so the bytes of depth depend on it (stored in each cache as "compute").
     threads: int = 4
     half: bool = True  # fp16 autocast on CUDA for detection, segmentation and depth (no effect on a CPU)
+    # longest: one track per video (a dataset video holds one walker); all: one sequence per person
+    # track (pipeline.extract.track); None: longest, or all with --layout footage.
+    tracks: str | None = None
+    tracker: str = "bytetrack"  # bytetrack | botsort (ultralytics' trackers), with tracks="all"
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise InputError(f"unknown detector {self.detector!r} (choose bgsub or yolo)")
         if self.segmenter not in SEGMENTERS:
             raise InputError(f"unknown segmenter {self.segmenter!r} (choose bgsub, sam or yolo-seg)")
+        if self.tracks not in (None, *TRACK_MODES):
+            raise InputError(f"unknown --tracks {self.tracks!r} (choose longest or all)")
+        if self.tracker not in TRACKERS:
+            raise InputError(f"unknown tracker {self.tracker!r} (choose bytetrack or botsort)")
         if self.batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
         if self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
         if not 0 <= self.margin <= 1:
             raise InputError(f"margin must be in [0, 1], got {self.margin}")
+
+    @property
+    def track_mode(self) -> str:
+        return self.tracks or "longest"
 
     @property
     def needs_background(self) -> bool:
@@ -64,6 +78,12 @@ class ExtractSettings:
             rec["seg_weights"] = self.seg_weights
         if self.needs_background:
             rec["background_frames"] = self.background_frames
+        if self.track_mode == "all":  # absent for "longest": caches made before --tracks stay current
+            from dataclasses import asdict
+
+            from pipeline.extract.track import TrackFilter
+
+            rec.update(tracks="all", tracker=self.tracker, track_filter=asdict(TrackFilter()))
         rec.update(
             margin=self.margin, canvas=list(CANVAS), depth_input_height=self.depth_input_height,
             depth_input_aspect=self.depth_input_aspect,

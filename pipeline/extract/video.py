@@ -1,5 +1,8 @@
 """Decode videos in frame batches with OpenCV, with one clear error per kind of bad file.
 
+A video is a file, or a folder of image frames (``img_0001.png`` ..., as CASIA-B frames, OU-MVLP
+and SUSTech1K RAW come), read in natural name order at 25 frames/s (``ImageSequence``).
+
 Every later stage works on batches ``uint8 [B, H, W, 3]`` (BGR, as OpenCV decodes), so a grayscale
 video is widened to three channels here and odd sizes pass through untouched. A zero-byte,
 non-video or undecodable file raises ``VideoError`` naming the file; a file that stops decoding
@@ -38,7 +41,65 @@ class VideoInfo:
     n_frames_header: int  # what the container claims; 0 when it does not say
 
 
-def _open(path: Path) -> cv2.VideoCapture:
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_FPS = 25.0  # a folder of frames says no rate; CASIA-B's were filmed at 25 frames/s
+
+
+def image_frames(folder: Path) -> list[Path]:
+    """The image files of a folder of frames (``img_0001.png`` ...), in natural order (``2`` before ``10``)."""
+    import re
+
+    def key(p: Path) -> list[Any]:
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+                   and not p.name.startswith(".")), key=key)
+
+
+class ImageSequence:
+    """A folder of frames behind the ``cv2.VideoCapture`` calls ``VideoReader`` makes (read, grab, get)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.files, self.pos = folder, image_frames(folder), 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return bool(self.files)
+
+    def grab(self) -> bool:
+        if self.pos >= len(self.files):
+            return False
+        self.pos += 1
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.pos >= len(self.files):
+            return False, None
+        path = self.files[self.pos]
+        self.pos += 1
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise VideoError(f"{path}: not a readable image (frame {self.pos - 1} of {self.folder})")
+        if image.dtype != np.uint8:  # 16-bit PNG / TIFF
+            image = (image / 257).astype(np.uint8) if image.dtype == np.uint16 else image.astype(np.uint8)
+        return True, image
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FPS:
+            return IMAGE_FPS
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self.files))
+        return 0.0
+
+    def release(self) -> None:
+        self.pos = len(self.files)
+
+
+def _open(path: Path) -> cv2.VideoCapture | ImageSequence:
+    if path.is_dir():
+        seq = ImageSequence(path)
+        if not seq.isOpened():
+            raise VideoError(f"{path}: a folder with no image frames ({', '.join(IMAGE_EXTS)})")
+        return seq
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -143,6 +204,8 @@ class VideoReader:
 def frame_sizes(path: str | Path) -> list[tuple[int, int]] | None:
     """Distinct ``(width, height)`` of the video's key frames in order (a size can only change at a
     key frame); None when PyAV is not installed or cannot read the file (OpenCV's checks still run)."""
+    if Path(path).is_dir():  # a folder of frames: each image is read whole, its size checked per frame
+        return None
     try:
         import av
     except ImportError:

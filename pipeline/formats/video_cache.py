@@ -74,6 +74,8 @@ class VideoCache:
     mask: np.ndarray  # uint8 [T, 128, 96] 0/255
     depth: np.ndarray  # float16 [T, 128, 96]
     path: Path | None = field(default=None, compare=False)
+    track: int = 0  # which person track of the video (0: the one person of a dataset video)
+    tracking: dict[str, int] = field(default_factory=dict)  # frames and tracks the tracker's filters dropped
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames, dtype=np.int32)
@@ -128,6 +130,14 @@ def cache_path(cache_dir: str | Path, seq: SequenceId) -> Path:
 def file_signature(path: str | Path) -> tuple[str, int, str]:
     """``(name, size, sha256 of the first and last 64 KiB)``: cheap, and unchanged by ``cp -r`` (new mtimes)."""
     path = Path(path)
+    if path.is_dir():  # a folder of frames: every frame's name and size, and the first and last frame's bytes
+        from pipeline.extract.video import image_frames
+
+        frames = image_frames(path)
+        digest = hashlib.sha256(json.dumps([(f.name, f.stat().st_size) for f in frames]).encode())
+        for f in frames[:1] + frames[-1:]:
+            digest.update(f.read_bytes())
+        return path.name, sum(f.stat().st_size for f in frames), digest.hexdigest()
     size = path.stat().st_size
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -147,7 +157,7 @@ def fingerprint(settings: dict[str, Any], video: str | Path, extra_files: tuple[
 
 
 HEADER = ("video", "subject", "condition", "view", "fps", "width", "height", "n_frames", "fingerprint", "settings",
-          "depth_near_is_large")
+          "depth_near_is_large", "track", "tracking")
 
 
 def header_attrs(header: dict[str, Any], compute: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -159,7 +169,8 @@ def header_attrs(header: dict[str, Any], compute: dict[str, Any] | None = None) 
         "condition": str(h["condition"]), "view": str(h["view"]), "fps": float(h["fps"]), "width": int(h["width"]),
         "height": int(h["height"]), "n_frames": int(h["n_frames"]), "fingerprint": str(h["fingerprint"]),
         "settings": json.dumps(h["settings"], sort_keys=True), "depth_near_is_large": bool(h["depth_near_is_large"]),
-        "compute": json.dumps(compute or {}, sort_keys=True),
+        "compute": json.dumps(compute or {}, sort_keys=True), "track": int(h.get("track", 0) or 0),
+        "tracking": json.dumps(h.get("tracking") or {}, sort_keys=True),
     }
 
 
@@ -305,7 +316,8 @@ def read_video_cache(path: str | Path) -> VideoCache:
         video=str(attrs["video"]), subject=str(attrs["subject"]), condition=str(attrs["condition"]),
         view=str(attrs["view"]), fps=float(attrs["fps"]), width=int(attrs["width"]), height=int(attrs["height"]),
         n_frames=int(attrs["n_frames"]), fingerprint=str(attrs["fingerprint"]), settings=json.loads(attrs["settings"]),
-        depth_near_is_large=bool(attrs["depth_near_is_large"]), path=path, **arrays,
+        depth_near_is_large=bool(attrs["depth_near_is_large"]), path=path, track=int(attrs.get("track", 0)),
+        tracking=json.loads(attrs.get("tracking", "{}")), **arrays,
     )
 
 

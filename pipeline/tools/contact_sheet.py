@@ -233,3 +233,19 @@ def show_sequence(
         image, note = sequence_sheet(seq, max_frames, cols), f"raw frames left out: {exc}"
     write_png(out, image)
     return ShowResult(Path(out), image.shape[1], image.shape[0], note)
+
+
+def tracks_sheet(data: str | Path, cache_dir: str | Path, keys: list[str] | None = None, max_frames: int = 8) -> np.ndarray:
+    """The sheets of several sequences (default: all of ``data``) one above the other, each with its raw
+    frames (box drawn, silhouette tinted): the tracks of one crowd video side by side."""
+    with AlignedReader(data) as reader:
+        ids = [SequenceId.from_key(k) for k in keys] if keys else reader.ids()
+        seqs = [reader.load(i) for i in ids]
+    sheets = []
+    for seq in seqs:
+        path = cache_path(cache_dir, seq.id)
+        cache = read_video_cache(path) if path.is_file() else None
+        sheets.append(sequence_sheet(seq, max_frames, max_frames, scale=1, cache=cache, boxes_only=cache is None))
+    width = max(s.shape[1] for s in sheets)
+    padded = [np.pad(s, ((0, GAP), (0, width - s.shape[1]), (0, 0)), constant_values=40) for s in sheets]
+    return np.concatenate(padded, axis=0)

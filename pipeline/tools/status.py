@@ -49,6 +49,9 @@ class CacheStatus:
     claims_live: int = 0  # videos being extracted right now (by any process sharing the cache)
     claims_stale: int = 0  # claims of processes that died (taken over by the next extract)
     aligned: AlignedStatus | None = None
+    # --tracks all: what the tracker's filters dropped, summed over videos (pipeline.extract.track.TrackStats)
+    tracking: dict[str, int] = field(default_factory=dict)
+    track_caches: int = 0  # caches of --tracks all (one per person track)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +74,14 @@ class CacheStatus:
             lines.append(f"    {video} [{row['stage']}]: {row['error']}")
         if len(self.failed) > max_listed:
             lines.append(f"    ... and {len(self.failed) - max_listed} more")
+        t = self.tracking
+        if t:
+            lines.append(f"  person tracks: {t.get('tracks_kept', 0)} kept of {t.get('tracks_found', 0)} found "
+                         f"({self.track_caches} track caches); not kept: {t.get('tracks_short', 0)} too short, "
+                         f"{t.get('tracks_not_person', 0)} not person-shaped")
+            lines.append(f"    frames dropped: {t.get('frames_border', 0)} touching the border, "
+                         f"{t.get('frames_small', 0)} too small, {t.get('frames_merged', 0)} merged with another "
+                         f"track; blobs split: {t.get('blobs_split', 0)}")
         if self.warnings:
             lines.append(f"  warnings: {len(self.warnings)}")
             lines += [f"    {w.get('video')}: {w.get('error')}" for w in self.warnings[:max_listed]]
@@ -140,12 +151,19 @@ def cache_status(cache_dir: str | Path = "cache", aligned: str | Path | None = N
             with h5py.File(path, "r") as h5:
                 if h5.attrs.get("format") != EXTRACT_FORMAT:
                     raise InputError(f"format {h5.attrs.get('format')!r}, expected {EXTRACT_FORMAT!r}")
-                done_videos.add(str(h5.attrs["video"]))
-                status.frames_decoded += int(h5.attrs["n_frames"])
+                video = str(h5.attrs["video"])
+                first = video not in done_videos
+                done_videos.add(video)
                 status.frames_with_person += int(h5["frames"].shape[0])
+                tracking = json.loads(h5.attrs.get("tracking", "{}") or "{}")
+                status.track_caches += bool(tracking)
+                if first:  # a video's tracks share its frame count and its tracking counts
+                    status.frames_decoded += int(h5.attrs["n_frames"])
+                    for key, value in tracking.items():
+                        status.tracking[key] = status.tracking.get(key, 0) + int(value)
         except (OSError, KeyError, ValueError) as exc:
             status.unreadable.append((str(path), str(exc)))
-    status.videos_done = len(caches) - len(status.unreadable)
+    status.videos_done = len(done_videos)
     for tmp in temp_files(cache_dir):
         with contextlib.suppress(FileNotFoundError):
             status.temp_bytes += tmp.stat().st_size

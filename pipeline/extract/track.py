@@ -1,0 +1,289 @@
+"""Every person of a video as its own track: ultralytics' ByteTrack / BoT-SORT over any detector.
+
+``select_track`` (``pipeline.extract.detect``) keeps one walker per video, which is right for a
+dataset video and wrong for footage. Here the per-frame candidates ``float32 [K, 5]`` of either
+detector (YOLO boxes, background-subtraction blobs) go through a well-kept multi-object tracker
+(``ultralytics.trackers``: Kalman filter, two-stage IoU association), and what it returns is
+kept only where it is one whole person:
+
+- ``split_blobs``: a background-subtraction blob much wider than a person is split at the
+  valleys of its column profile (two people side by side are two boxes, not one);
+- frames whose box touches the image border (a person half out of the picture) are dropped;
+- frames whose box is below the minimum height are dropped;
+- frames where a track's box overlaps another track's box (a blob holding two people: they
+  merged; or one hides part of the other) are dropped for both, rather than keep a two-person
+  silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
+- a track shorter than ``min_length`` frames, or not person-shaped (median height/width outside
+  ``aspect``, or a height that jumps from frame to frame), is not kept.
+
+Every drop is counted in ``TrackStats`` (stored in each cache, shown by ``depthgait-prep status``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.extract.detect import Track
+from pipeline.extract.settings import TRACKERS
+
+
+@dataclass(frozen=True)
+class TrackFilter:
+    """What a kept track must be; recorded in the cache fingerprint with ``--tracks all``."""
+
+    min_height: float = 0.12  # share of the frame height
+    min_length: int = 10  # frames left after the per-frame drops
+    border: int = 3  # pixels: a box this close to an image edge touches it (a body cut by the edge)
+    aspect: tuple[float, float] = (1.2, 5.0)  # median box height / width of a person
+    max_height_jump: float = 0.15  # median relative change of the box height between frames
+    merge_share: float = 0.2  # two tracks' boxes sharing this much of the smaller one: the two merged
+    max_gap: int = 5  # frames a track may miss and still be interpolated for the merge test
+    stitch_gap: int = 30  # frames a person may be hidden and come back as the same track (0: never)
+
+
+@dataclass
+class TrackStats:
+    """Frames and tracks dropped by the quality filters of one video."""
+
+    tracks_found: int = 0
+    tracks_kept: int = 0
+    tracks_short: int = 0
+    tracks_not_person: int = 0
+    frames_border: int = 0
+    frames_small: int = 0
+    frames_merged: int = 0
+    blobs_split: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Boxes:
+    """The view of detections that ultralytics' trackers read (``conf``, ``cls``, ``xywh``, ``xyxy``)."""
+
+    def __init__(self, cand: np.ndarray) -> None:
+        self.data = np.asarray(cand, np.float32).reshape(-1, 5)
+
+    @property
+    def xyxy(self) -> np.ndarray:
+        return self.data[:, :4]
+
+    @property
+    def xywh(self) -> np.ndarray:
+        b = self.data[:, :4]
+        return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+
+    @property
+    def conf(self) -> np.ndarray:
+        return self.data[:, 4]
+
+    @property
+    def cls(self) -> np.ndarray:
+        return np.zeros(len(self.data), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: Any) -> _Boxes:
+        return _Boxes(self.data[index])
+
+
+def make_tracker(name: str = "bytetrack", fps: float = 25.0, blobs: bool = False) -> Any:
+    """An ultralytics tracker with its shipped defaults (``cfg/trackers/<name>.yaml``).
+
+    ``blobs``: the scores are background-subtraction blobs' foreground shares (0.2-0.5 for a person),
+    not a detector's confidence, so they are not fused into the matching cost and a low one still counts."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):  # its first import greets on stdout, which --json - owns
+        import ultralytics
+        from ultralytics.trackers import BOTSORT, BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+
+    if name not in TRACKERS:
+        raise InputError(f"unknown tracker {name!r} (choose {' or '.join(TRACKERS)})")
+    cfg = YAML.load(Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{name}.yaml")
+    cfg["track_buffer"] = max(1, round(cfg["track_buffer"] * (fps or 30) / 30))
+    if blobs:
+        cfg.update(track_high_thresh=0.1, track_low_thresh=0.05, new_track_thresh=0.1, fuse_score=False)
+    if name == "botsort":
+        cfg.update(gmc_method="none", with_reid=False)  # a static camera; no appearance model
+        return BOTSORT(IterableSimpleNamespace(**cfg))
+    return BYTETracker(IterableSimpleNamespace(**cfg))
+
+
+def split_blobs(fg: np.ndarray, cand: np.ndarray, max_width: float = 0.75) -> tuple[np.ndarray, int]:
+    """Split blobs wider than ``max_width`` x their height at the valleys of their column profile.
+
+    ``fg`` bool [H, W] is the foreground the blobs came from. A walker at full stride is about 0.6 of
+    its height wide; a wider blob is cut where fewest foreground pixels stand in a column (the gap
+    between two people), each part re-boxed on its own pixels. Returns the candidates and the splits made.
+    """
+    out, splits = [], 0
+    for row in np.asarray(cand, np.float32).reshape(-1, 5):
+        parts = _split(fg, row, max_width)
+        splits += len(parts) - 1
+        out.extend(parts)
+    return (np.stack(out).astype(np.float32) if out else np.zeros((0, 5), np.float32)), splits
+
+
+def _split(fg: np.ndarray, row: np.ndarray, max_width: float, depth: int = 0) -> list[np.ndarray]:
+    x0, y0, x1, y1 = (int(v) for v in row[:4])
+    w, h = x1 - x0, y1 - y0
+    if depth > 3 or w <= max_width * h or w < 8:
+        return [row]
+    profile = fg[y0:y1, x0:x1].sum(0).astype(np.float64)
+    smooth = np.convolve(profile, np.ones(5) / 5, mode="same")
+    lo, hi = int(0.2 * w), int(0.8 * w)
+    cut = lo + int(np.argmin(smooth[lo:hi]))
+    if smooth[cut] > 0.5 * smooth.max():  # no valley: one broad shape, keep it whole
+        return [row]
+    parts = []
+    for a, b in ((x0, x0 + cut), (x0 + cut, x1)):
+        ys, xs = np.nonzero(fg[y0:y1, a:b])
+        if len(ys) < 0.05 * profile.sum():
+            continue
+        box = np.array([a + xs.min(), y0 + ys.min(), a + xs.max() + 1, y0 + ys.max() + 1], np.float32)
+        score = len(ys) / max(1.0, float((box[2] - box[0]) * (box[3] - box[1])))
+        parts.extend(_split(fg, np.append(box, score).astype(np.float32), max_width, depth + 1))
+    return parts or [row]
+
+
+def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: float = 25.0,
+                blobs: bool = False) -> dict[int, list]:
+    """Raw tracks: tracker id -> [(frame, box [4], score)] for every frame the tracker matched a detection."""
+    trk = make_tracker(tracker, fps, blobs)
+    raw: dict[int, list] = {}
+    for t, cand in enumerate(candidates):
+        boxes = _Boxes(cand)
+        out = trk.update(boxes, None) if len(boxes) else trk.update(_Boxes(np.zeros((0, 5))), None)
+        for row in np.asarray(out).reshape(-1, 8):
+            idx = int(row[7])
+            if 0 <= idx < len(boxes):  # the detection itself, not the Kalman estimate
+                raw.setdefault(int(row[4]), []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4])))
+    return raw
+
+
+def stitch(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_gap: int, max_offset: float = 0.5,
+           ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Join a track that ends to one that starts at most ``max_gap`` frames later where the first one's
+    motion leads (centre within ``max_offset`` of a height of the extrapolated one, height within a
+    third): a person hidden behind another for a while comes back as the same track, not a new one."""
+    tracks = sorted(tracks, key=lambda tr: int(tr[0][0]))
+    joined = True
+    while joined:
+        joined = False
+        best: tuple[float, int, int] | None = None
+        for i, (fa, ba, _) in enumerate(tracks):
+            tail = slice(max(0, len(fa) - 16), len(fa))  # a least-squares line: a last box cut by an occluder does not steer
+            ca = (ba[tail, :2] + ba[tail, 2:]) / 2  # [n, 2] centres
+            ha = float(np.median(ba[tail, 3] - ba[tail, 1]))
+            ft = fa[tail].astype(np.float64)
+            vel = (np.polyfit(ft, ca, 1)[0] if len(ca) > 2 and np.ptp(ft) > 0 else np.zeros(2))
+            for j, (fb, bb, _) in enumerate(tracks):
+                gap = int(fb[0] - fa[-1])
+                if j == i or not 0 < gap <= max_gap:
+                    continue
+                hb = float(bb[0, 3] - bb[0, 1])
+                start = (bb[:3, :2] + bb[:3, 2:]).mean(0) / 2  # its first frames' centre
+                off = float(np.linalg.norm(ca.mean(0) + vel * (fb[0] - ft.mean()) - start)) / max(ha, 1.0)
+                if off <= max_offset and 0.75 <= hb / max(ha, 1.0) <= 1.33 and (best is None or off < best[0]):
+                    best = (off, i, j)
+        if best is not None:
+            _, i, j = best
+            a, b = tracks[i], tracks[j]
+            tracks[i] = tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))  # type: ignore[assignment]
+            del tracks[j]
+            joined = True
+    return tracks
+
+
+def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
+    """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
+    out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
+    for (fa, ba), (fb, bb) in zip(zip(frames[:-1], boxes[:-1], strict=True), zip(frames[1:], boxes[1:], strict=True),
+                                  strict=True):
+        if 1 < fb - fa <= max_gap + 1:
+            for f in range(int(fa) + 1, int(fb)):
+                out[f] = ba + (bb - ba) * (f - fa) / (fb - fa)
+    return out
+
+
+def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
+    """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
+    a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
+    the smaller box. A silhouette cut from such a box holds part of the other person too."""
+    spans = [_interpolated(f, b, max_gap) for f, b in tracks]
+    flags = []
+    for i, (frames, boxes) in enumerate(tracks):
+        bad = np.zeros(len(frames), bool)
+        for n, (f, box) in enumerate(zip(frames, boxes, strict=True)):
+            for j, span in enumerate(spans):
+                other = span.get(int(f))
+                if j == i or other is None:
+                    continue
+                tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
+                inter = float(np.prod(np.clip(br - tl, 0, None)))
+                area = min(float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None))),
+                           float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))))
+                if inter >= share * area:
+                    bad[n] = True
+                    break
+        flags.append(bad)
+    return flags
+
+
+def track_people(
+    candidates: list[np.ndarray], width: int, height: int, fps: float = 25.0, tracker: str = "bytetrack",
+    filters: TrackFilter | None = None, blobs: bool = False,
+) -> tuple[list[Track], TrackStats]:
+    """Every kept person track (ordered by first frame) and the counts of what was dropped."""
+    f = filters or TrackFilter()
+    stats = TrackStats()
+    raw = run_tracker(candidates, tracker, fps, blobs)
+    stats.tracks_found = len(raw)
+    tracks = []
+    for tid in sorted(raw, key=lambda k: raw[k][0][0]):
+        rows = raw[tid]
+        tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
+                       np.array([r[2] for r in rows], np.float32)))
+    if f.stitch_gap:
+        tracks = stitch(tracks, f.stitch_gap)
+    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, max(f.max_gap, f.stitch_gap))
+    kept: list[Track] = []
+    for (frames, boxes, scores), is_merged in zip(tracks, merged, strict=True):
+        h = boxes[:, 3] - boxes[:, 1]
+        at_border = ((boxes[:, 0] <= f.border) | (boxes[:, 1] <= f.border) | (boxes[:, 2] >= width - f.border)
+                     | (boxes[:, 3] >= height - f.border))
+        small = h < f.min_height * height
+        stats.frames_border += int(at_border.sum())
+        stats.frames_small += int((small & ~at_border).sum())
+        stats.frames_merged += int((is_merged & ~at_border & ~small).sum())
+        keep = ~(at_border | small | is_merged)
+        frames, boxes, scores = frames[keep], boxes[keep], scores[keep]
+        if len(frames) < f.min_length:
+            stats.tracks_short += 1
+            continue
+        if not person_shaped(boxes, f):
+            stats.tracks_not_person += 1
+            continue
+        kept.append(Track(frames, boxes, scores))
+    stats.tracks_kept = len(kept)
+    return kept, stats
+
+
+def person_shaped(boxes: np.ndarray, f: TrackFilter) -> bool:
+    """Median height/width within ``f.aspect`` and a height that changes smoothly between frames."""
+    w = np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
+    h = np.clip(boxes[:, 3] - boxes[:, 1], 1e-6, None)
+    aspect = float(np.median(h / w))
+    jump = float(np.median(np.abs(np.diff(h)) / h[1:])) if len(h) > 1 else 0.0
+    return f.aspect[0] <= aspect <= f.aspect[1] and jump <= f.max_height_jump
+
+
+__all__ = ["TRACKERS", "TrackFilter", "TrackStats", "make_tracker", "person_shaped", "split_blobs", "track_people"]
