@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from pipeline.errors import Failure, InputError, append_failure, prune_failures
 from pipeline.extract.claims import sweep_temp_files, try_claim
 from pipeline.extract.discover import auto_layout, find_videos, identify
@@ -34,6 +32,7 @@ from pipeline.extract.worker import die_with_parent, set_threads, threads
 from pipeline.formats.h5guard import is_storage_error, storage_error
 from pipeline.formats.video_cache import NO_CACHE, STALE, cache_path, check_cache
 from pipeline.manifest import SequenceId, load_manifest
+from pipeline.progress import progress as progress_bar
 
 
 @dataclass
@@ -205,7 +204,7 @@ def run_extract(
     if quiet:
         _silence_model_loading()
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=quiet)
+    bar = progress_bar(total=len(todo), desc="extract", unit="video", disable=quiet)
     with contextlib.ExitStack() as stack:
         if scheduler:  # several machines: joblib's Dask backend (dask_backend)
             workers = stack.enter_context(dask_backend(scheduler))

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from pipeline.errors import InputError
 from pipeline.extract.bgsub import BackgroundModel, background_sample, find_background_file
@@ -36,6 +35,7 @@ from pipeline.formats.video_cache import (
 )
 from pipeline.geometry import CANVAS, MIN_FRAMES, crop_boxes, pack_mask
 from pipeline.manifest import SequenceId
+from pipeline.progress import progress as progress_bar
 
 
 class StageError(Exception):
@@ -130,7 +130,7 @@ def stream_video(
     models.segmenter.reset(background)
 
     candidates: list[np.ndarray] = []
-    bar = tqdm(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
+    bar = progress_bar(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
                position=1, disable=not progress)
     with stage("detect", path), bar:
         for _, frames in prefetch(reader.batches(bs)):
@@ -175,7 +175,7 @@ def stream_video(
     wanted = np.unique(np.concatenate([t.frames for t in tracks]))
     rows = [0] * len(tracks)
     any_mask, peak, lost, overflow = False, 0.0, False, False
-    bar = tqdm(total=len(wanted), desc=f"segment+depth {path.name}", unit="frame", leave=False, position=1,
+    bar = progress_bar(total=len(wanted), desc=f"segment+depth {path.name}", unit="frame", leave=False, position=1,
                disable=not progress)
     with bar:
         for idx, frames in prefetch(reader.batches(bs, keep=wanted)):

@@ -31,10 +31,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 from joblib import Parallel, delayed
-from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import InputError
+from pipeline.progress import progress
 from pipeline.synthetic.body import body_shapes, gait_phase, walk_progress
 from pipeline.synthetic.dataset import (
     PATH_DISTANCE,
@@ -288,4 +288,4 @@ def generate_crowds(out_dir: str | Path, people: int = 3, scenes: int = 1, views
     tasks = (delayed(_make_scene)(out_dir, k, list(range((k - 1) * people + 1, k * people + 1)), list(conditions),
                                   v, frames, size, seed, codec, overwrite) for k, v in jobs)
     results = Parallel(n_jobs=max(1, workers), return_as="generator")(tasks)
-    return list(tqdm(results, total=len(jobs), desc="synth crowds", unit="video", disable=quiet))
+    return list(progress(results, total=len(jobs), desc="synth crowds", unit="video", disable=quiet))
