@@ -213,3 +213,24 @@ def test_walking_speed_is_cadence_times_step() -> None:
     expected = subject.speed * seq.speed_jitter**2 * stride_s
     assert walked[1] == pytest.approx(expected, rel=1e-3) and walked[2] == pytest.approx(2 * expected, rel=1e-3)
     assert 0.9 < subject.speed < 1.8
+
+
+def test_a_full_disk_while_writing_truth_is_one_error_and_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Truth files go through the guarded HDF5 writer: ENOSPC is one FileWriteError naming the file, no crash."""
+    import errno
+
+    from pipeline.atomic import FileWriteError
+    from pipeline.formats.h5_writer import GuardedFile
+    from pipeline.synthetic.dataset import render_sequence, subject_params, write_truth
+
+    seq = render_sequence(subject_params(1), "090", "nm-01", frames=3, size=(80, 60))
+
+    def full(self, data):  # noqa: ANN001 - the disk fills up at the first write
+        self.error = self.error or OSError(errno.ENOSPC, "No space left on device")
+        return len(memoryview(data).cast("B"))
+
+    monkeypatch.setattr(GuardedFile, "write", full)
+    target = tmp_path / "truth.h5"
+    with pytest.raises(FileWriteError, match="truth.h5: cannot write .No space left"):
+        write_truth(target, seq)
+    assert not target.exists() and not list(tmp_path.glob(".tmp-*"))

@@ -10,12 +10,16 @@ garbage by then. On a healthy disk it is exactly as fast as h5py's own driver (m
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+
+from pipeline.atomic import atomic_path, write_failure
 
 
 class GuardedFile(io.RawIOBase):
@@ -95,3 +99,18 @@ def open_h5_for_writing(path: str | Path) -> tuple[h5py.File, GuardedFile]:
     except BaseException:
         guard.close()
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
+    """A small HDF5 file written in one go, atomically and through the guard: a full or read-only folder is
+    one ``FileWriteError`` naming ``path``, never a segfault, and nothing is left under its name."""
+    with atomic_path(path) as tmp:
+        h5, guard = open_h5_for_writing(tmp)
+        try:
+            with h5:
+                yield h5
+        finally:
+            guard.close()
+        if guard.error is not None:
+            raise write_failure(path, guard.error) from None

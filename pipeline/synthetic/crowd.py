@@ -32,8 +32,8 @@ import h5py
 import numpy as np
 from joblib import Parallel, delayed
 
-from pipeline.atomic import atomic_path
 from pipeline.errors import InputError
+from pipeline.formats.h5_writer import atomic_h5
 from pipeline.progress import progress
 from pipeline.synthetic.body import body_shapes, gait_phase, walk_progress
 from pipeline.synthetic.dataset import (
@@ -207,7 +207,7 @@ def write_crowd_truth(path: str | Path, crowd: CrowdScene, fingerprint: str = ""
     """Write the truth of one scene view as compressed HDF5, atomically."""
     path = Path(path)
     T, H, W = crowd.person.shape
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    with atomic_h5(path) as h5:
         h5.attrs.update({
             "format": CROWD_FORMAT, "version": CROWD_VERSION, "fps": FPS, "fingerprint": fingerprint,
             "width": W, "height": H, "n_frames": T, "n_people": len(crowd.walkers),

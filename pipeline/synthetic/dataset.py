@@ -24,6 +24,7 @@ from joblib import Parallel, delayed
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError, InputError
+from pipeline.formats.h5_writer import atomic_h5
 from pipeline.progress import progress
 from pipeline.synthetic.body import body_shapes, gait_phase, walk_placement
 from pipeline.synthetic.people import (
@@ -159,7 +160,7 @@ def write_truth(path: str | Path, seq: SyntheticSequence, fingerprint: str = "")
     """Write the ground truth of one sequence as compressed HDF5, atomically."""
     path = Path(path)
     T, H, W = seq.mask.shape
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    with atomic_h5(path) as h5:
         h5.attrs.update({
             "format": TRUTH_FORMAT, "version": GENERATOR_VERSION, "fps": FPS, "fingerprint": fingerprint,
             "width": W, "height": H, "n_frames": T, "depth_unit": "m (camera-frame Z)",
