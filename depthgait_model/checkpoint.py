@@ -23,6 +23,7 @@ from torch import nn
 from depthgait_model.config import RunConfig
 from pipeline.atomic import atomic_path
 from pipeline.errors import DepthgaitError
+from pipeline.formats import check_header
 
 FORMAT = "depthgait-checkpoint"
 VERSION = 1
@@ -107,11 +108,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, IndexError...
         raise CheckpointError(f"{path}: not a readable depthgait checkpoint ({_load_failure(exc)})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: not a depthgait checkpoint (format {found!r}, expected {FORMAT!r})")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')}, this depthgait reads {VERSION}")
+    check_header(payload, FORMAT, VERSION, str(path), "checkpoint", CheckpointError)
     for key, kind in _PAYLOAD_TYPES.items():
         if not isinstance(payload.get(key), kind):
             raise CheckpointError(f"{path}: damaged checkpoint ({key!r} is {type(payload.get(key)).__name__}, expected {kind.__name__})")

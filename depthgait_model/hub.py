@@ -22,6 +22,7 @@ from typing import Any
 from depthgait_model.config import RunConfig
 from pipeline.atomic import atomic_path, write_text_atomic
 from pipeline.errors import DepthgaitError
+from pipeline.formats import check_header
 
 FORMAT = "depthgait-model"
 VERSION = 1
@@ -175,11 +176,7 @@ def load_pretrained(name_or_path: str | Path, device: Any = "cpu") -> tuple[Any,
         config = json.loads((folder / CONFIG_NAME).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise PretrainedError(f"{folder / CONFIG_NAME}: not readable JSON ({exc})") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise PretrainedError(f"{folder / CONFIG_NAME}: not a depthgait model (format {found!r}, expected {FORMAT!r})")
-    if config.get("version") != VERSION:
-        raise PretrainedError(f"{folder / CONFIG_NAME}: model version {config.get('version')}, this depthgait reads {VERSION}")
+    check_header(config, FORMAT, VERSION, str(folder / CONFIG_NAME), "model", PretrainedError)
     run_config = RunConfig.from_dict(config["config"], source=str(folder / CONFIG_NAME))
     label_map: dict[str, int] = config["label_map"]
     model = DepthGait(run_config.model, num_classes=len(label_map))

@@ -92,7 +92,7 @@ def test_full_disk_is_one_line_and_no_crash(kit, tmpfs, tmp_path, monkeypatch) -
     videos, settings = kit
     if tmpfs is None:  # no mount here: every write of the cache file fails as a full disk would
         from cli.prep import main
-        from pipeline.formats.h5guard import GuardedFile
+        from pipeline.formats.storage import GuardedFile
 
         def full(self, data):
             self.error = self.error or OSError(errno.ENOSPC, "No space left on device")

@@ -29,7 +29,7 @@ from pipeline.extract.settings import ExtractSettings
 from pipeline.extract.track_index import SUFFIX as TRACKS_SUFFIX
 from pipeline.extract.track_index import check_index, index_path, remove_listed
 from pipeline.extract.worker import die_with_parent, set_threads, threads
-from pipeline.formats.h5guard import is_storage_error, storage_error
+from pipeline.formats.storage import is_storage_error, storage_error
 from pipeline.formats.video_cache import NO_CACHE, STALE, cache_path, check_cache
 from pipeline.manifest import SequenceId, load_manifest
 from pipeline.progress import progress as progress_bar

@@ -24,7 +24,7 @@ from pipeline.extract.detect import Track, select_track
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
 from pipeline.extract.video import VideoError, VideoReader, frame_sizes, prefetch
-from pipeline.formats.h5guard import StorageError
+from pipeline.formats.storage import StorageError
 from pipeline.formats.video_cache import (
     CacheWriter,
     ExtractCacheError,

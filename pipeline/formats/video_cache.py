@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from pipeline.errors import DepthgaitError
-from pipeline.formats.h5guard import GuardedFile, StorageError, is_storage_error, storage_error
+from pipeline.formats.storage import GuardedFile, StorageError, is_storage_error, storage_error
 from pipeline.geometry import CANVAS
 from pipeline.manifest import SequenceId
 
