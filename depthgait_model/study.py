@@ -73,3 +73,15 @@ def markdown(result: dict, title: str) -> str:
         cells = [cond, entry["mean"].text(), *(p.text() for p in entry.get("per_view", []))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def as_json(result: dict) -> dict:
+    """``compare``'s result with each ``Paired`` as a plain dict, for a results file the README is written from."""
+
+    def plain(p: Paired) -> dict:
+        return {"mean": p.mean, "lo": p.lo, "hi": p.hi, "n": p.n, "per_seed": list(p.per_seed)}
+
+    conditions = {cond: {"mean": plain(e["mean"]), **({"per_view": [plain(p) for p in e["per_view"]]}
+                                                        if "per_view" in e else {})}
+                  for cond, e in result["conditions"].items()}
+    return {**result, "conditions": conditions}

@@ -6,7 +6,10 @@ Marked blocks of README.md are regenerated; the text between the markers is repl
   ``demo/timings.json`` (seconds per stage) and ``demo/summary.json`` (test subjects), all written by
   ``make demo``;
 - ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``: the table of ``docs/results/NAME.json``
-  (``scripts/run_ablation.py``'s mean and standard deviation over seeds).
+  (``scripts/run_ablation.py``'s mean and standard deviation over seeds);
+- ``<!-- paired:NAME -->`` ... ``<!-- /paired:NAME -->``: the seed-paired differences of ``docs/results/NAME.json``
+  (``run_ablation.py --pair``'s ``paired.json``): per comparison and condition, the mean over views and each
+  view, with 95% t intervals.
 
 Usage: ``python scripts/readme_numbers.py [--demo demo] [--results docs/results] [--readme README.md] [--check]``.
 ``--check`` changes nothing and exits 1 when the README differs from the files (for CI).
@@ -74,6 +77,25 @@ def results_table(path: Path, name: str) -> str:
     return "\n".join(lines)
 
 
+def _interval(p: dict) -> str:
+    return f"{p['mean']:+.1f} [{p['lo']:+.1f}, {p['hi']:+.1f}]"
+
+
+def paired_table(path: Path) -> str:
+    """The markdown table of one paired-differences file: a row per (comparison, condition)."""
+    data = json.loads(path.read_text())
+    first = next(iter(data.values()))
+    views = first.get("views") or []
+    head = ["difference", "condition", "mean over views", *views]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    for entry in data.values():
+        label = f"{entry['b']} - {entry['a']}"
+        for cond, cell in entry["conditions"].items():
+            row = [label, cond, _interval(cell["mean"]), *(_interval(v) for v in cell.get("per_view", []))]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def replace_block(text: str, tag: str, body: str) -> str:
     """Replace what lies between ``<!-- tag -->`` and ``<!-- /tag -->`` (markers kept, on their own lines)."""
     pattern = re.compile(rf"(<!-- {re.escape(tag)} -->\n)(.*?)(\n<!-- /{re.escape(tag)} -->)", re.DOTALL)
@@ -106,6 +128,11 @@ def rewrite(readme: str, demo: Path | None, results: Path | None) -> tuple[str, 
             if path.is_file():
                 readme = replace_block(readme, f"results:{tag}", results_table(path, tag))
                 done.append(f"results:{tag}")
+        for tag in re.findall(r"<!-- paired:([\w-]+) -->", readme):
+            path = results / f"{tag}.json"
+            if path.is_file():
+                readme = replace_block(readme, f"paired:{tag}", paired_table(path))
+                done.append(f"paired:{tag}")
     return readme, done
 
 

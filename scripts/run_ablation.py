@@ -9,8 +9,15 @@ mean rank-1 per probe condition, plus the per-seed values) and ``OUT/ablation_vi
         --modes silhouette-only,depth-only,full --seeds 0,1,2 --iterations 400 --jobs 2 --out runs/ablation \\
         --pair silhouette-only,full
 
-A comparison across two studies (e.g. the capacity control, trained on an ``aligned.h5`` whose depth is
-a copy of the silhouette) pairs their ``ablation.json`` files with ``depthgait_model.study.compare``.
+``--control`` adds the capacity control as a third arm, ``control``: the ``full`` network trained on a copy
+of ``--data`` whose depth is the silhouette (``OUT/control-aligned.h5``, written once), so ``full - control``
+is what depth adds beyond a second branch and the fusion blocks. Every ``--pair A,B`` writes
+``OUT/paired-B-vs-A.md`` and an entry of ``OUT/paired.json``: seed-paired ``B - A`` per condition and per
+view with 95% t intervals (``depthgait_model.study``).
+
+    python scripts/run_ablation.py --data cache/aligned.h5 --modes silhouette-only,full --control \
+        --seeds 0,1,2,3,4 --iterations 300 --out docs/results/study \
+        --pair silhouette-only,full --pair control,full --pair silhouette-only,control
 """
 from __future__ import annotations
 
@@ -26,23 +33,38 @@ import numpy as np
 
 from pipeline.atomic import write_text_atomic
 
+CONTROL = "control"  # the arm name of the capacity control: mode full, depth replaced by the silhouette
 
-def run_one(args: argparse.Namespace, mode: str, seed: int) -> Path:
-    """Train and test one (mode, seed); return its report path. Each job uses one torch thread."""
-    run = args.out / f"{mode}-seed{seed}"
+
+def control_aligned(src: Path, dst: Path) -> Path:
+    """``dst``: every sequence of ``src`` with its depth replaced by a copy of its silhouette (once)."""
+    from pipeline.formats.aligned import AlignedReader, AlignedSequence, AlignedWriter
+
+    if dst.is_file():
+        return dst
+    with AlignedReader(src) as reader, AlignedWriter(dst, {"control": f"depth := sil of {src}"}) as writer:
+        for seq in reader:
+            writer.add(AlignedSequence(seq.id, seq.sil, seq.sil.copy(), seq.frames, seq.box, seq.video, seq.track))
+    return dst
+
+
+def run_one(args: argparse.Namespace, arm: str, seed: int) -> Path:
+    """Train and test one (arm, seed); return its report path. Each job uses one torch thread."""
+    mode, data = ("full", args.out / "control-aligned.h5") if arm == CONTROL else (arm, args.data)
+    run = args.out / f"{arm}-seed{seed}"
     report = run / "report.json"
     if report.exists():
         return report
     env = dict(os.environ, OMP_NUM_THREADS="1")
     py = sys.executable
-    train = [py, "-m", "cli.main", "train", "--data", str(args.data), "--manifest", args.manifest, "--config",
+    train = [py, "-m", "cli.main", "train", "--data", str(data), "--manifest", args.manifest, "--config",
              args.config, "--out", str(run), "--iterations", str(args.iterations), "--seed", str(seed), "--threads", "1",
              "--quiet", "--set", f"model.mode={mode}", *sum((["--set", s] for s in args.set), [])]
     if (run / "ckpt.pt").exists():
         train.append("--resume")
-    log = (args.out / f"{mode}-seed{seed}.log").open("a")
+    log = (args.out / f"{arm}-seed{seed}.log").open("a")
     subprocess.run(train, check=True, env=env, stdout=log, stderr=subprocess.STDOUT)
-    subprocess.run([py, "-m", "cli.main", "test", "--checkpoint", str(run / "ckpt.pt"), "--data", str(args.data),
+    subprocess.run([py, "-m", "cli.main", "test", "--checkpoint", str(run / "ckpt.pt"), "--data", str(data),
                     "--manifest", args.manifest, "--json", str(report), "--plots", str(run), "--quiet"],
                    check=True, env=env, stdout=log, stderr=subprocess.STDOUT)
     return report
@@ -109,6 +131,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides KEY=VALUE, for all runs")
+    parser.add_argument("--control", action="store_true",
+                        help="add the arm 'control': mode full with the silhouette as its depth")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--pair", action="append", default=[], metavar="A,B",
@@ -116,6 +140,9 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]
+    if args.control:
+        control_aligned(args.data, args.out / "control-aligned.h5")
+        modes.append(CONTROL)
     pairs = [(m, s) for s in seeds for m in modes]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         paths = dict(zip(pairs, pool.map(lambda p: run_one(args, *p), pairs), strict=True))
@@ -126,15 +153,19 @@ def main() -> None:
     write_text_atomic(args.out / "ablation.md", text)
     plot(table, args.out / "ablation_views.png")
     print(text)
-    for pair in args.pair:
-        from depthgait_model.study import compare
-        from depthgait_model.study import markdown as paired_markdown
+    from depthgait_model.study import as_json, compare
+    from depthgait_model.study import markdown as paired_markdown
 
+    paired_all = {}
+    for pair in args.pair:
         mode_a, mode_b = pair.split(",")
         result = compare(table, mode_a, table, mode_b)
         paired_text = paired_markdown(result, f"Recipe `{args.config}`, {args.iterations} iterations.")
         write_text_atomic(args.out / f"paired-{mode_b}-vs-{mode_a}.md", paired_text)
+        paired_all[f"{mode_b}-vs-{mode_a}"] = as_json(result)
         print(paired_text)
+    if paired_all:
+        write_text_atomic(args.out / "paired.json", json.dumps(paired_all, indent=2) + "\n")
 
 
 if __name__ == "__main__":
