@@ -180,3 +180,15 @@ def test_json_dash_puts_only_json_on_stdout(capsys: pytest.CaptureFixture[str]) 
     with json_target(None) as none:
         echo_for(None)("text")
     assert none is None and capsys.readouterr().out == "text\n"
+
+
+def test_demo_manifest_holds_out_the_last_subjects(tmp_path) -> None:
+    """The demo's own split: 24 people -> 001-016 train, 017-024 test; protocol and naming as shipped."""
+    from cli.demo import demo_manifest
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(demo_manifest(tmp_path, 24, 8))
+    train, test = manifest.split_subjects(f"{i:03d}" for i in range(1, 25))
+    assert train == [f"{i:03d}" for i in range(1, 17)] and test == [f"{i:03d}" for i in range(17, 25)]
+    shipped = load_manifest("synthetic")
+    assert manifest.protocol == shipped.protocol and manifest.identify("x/003-bg-01-090.avi").subject == "003"
