@@ -20,10 +20,11 @@ from cli.common import CONTEXT_SETTINGS, version_option
 from pipeline.atomic import write_text_atomic
 from pipeline.manifest import MANIFEST_DIR
 
-# Enough for a train/test split of subjects, front/side/back views and all three probe conditions:
+# Enough for a train/test split of subjects, the views of the depth study (front, two obliques, side, back;
+# with only 000/090/180 every cross-view pair is 90 or 180 degrees apart) and all three probe conditions:
 # gallery nm-01..04, probes nm-05 (NM), bg-01 (BG), cl-01 (CL).
 DEMO_CONDITIONS = "nm-01,nm-02,nm-03,nm-04,nm-05,bg-01,cl-01"
-DEMO_VIEWS = "000,090,180"
+DEMO_VIEWS = "000,054,090,126,180"
 # The demo runs ``python -m cli.prep ...`` (no PATH needed) and shows what a user types.
 TYPED_NAMES = {"cli.prep": "depthgait-prep", "cli.main": "depthgait"}
 
@@ -49,8 +50,8 @@ def run_step(name: str, argv: list[str], timings: dict[str, float], allow_exit: 
 def demo_manifest(out: Path, subjects: int, test_subjects: int) -> Path:
     """``OUT/manifest.yaml``: the synthetic manifest with the demo's split, the last ``test_subjects`` testing.
 
-    The shipped ``synthetic`` manifest halves any set; the demo trains on more people than it tests, as
-    CASIA-B does (74 train, 50 test), because a network that has seen few people generalises poorly."""
+    The shipped ``synthetic`` manifest halves any set; the demo states its split, so ``--subjects`` and
+    ``--test-subjects`` choose it and the file shows a reader which people were held out."""
     import yaml
 
     raw = yaml.safe_load((MANIFEST_DIR / "synthetic.yaml").read_text())
@@ -80,7 +81,7 @@ def contact_sheet(aligned: Path, out: Path, per_view: int = 1) -> Path:
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
               help="Folder for the videos, caches, run and report.")
-@click.option("--subjects", type=click.IntRange(4, 999), default=24, show_default=True,
+@click.option("--subjects", type=click.IntRange(4, 999), default=16, show_default=True,
               help="Synthetic people; the last --test-subjects of them test, the others train.")
 @click.option("--test-subjects", type=click.IntRange(2), default=8, show_default=True,
               help="People held out for the test (never seen in training).")

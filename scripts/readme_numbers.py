@@ -27,9 +27,11 @@ REPO = Path(__file__).resolve().parent.parent
 STAGES = ("synth", "extract", "align", "train", "test")
 # Row labels and header of each results table; a file without an entry gets "mode" and the mode names.
 TABLES: dict[str, dict[str, Any]] = {
-    "ablation": {"head": "mode", "per_seed": True},
-    "control_silhouette_twice": {"head": "mode", "labels": {"full": "full, silhouette in both branches (control)"}},
-    "oracle_truth_depth": {"head": "mode, true silhouette and depth"},
+    "study": {"head": "arm", "per_seed": True, "labels": {"control": "control (full, silhouette in both branches)"}},
+    "previous_recipe/ablation": {"head": "mode", "per_seed": True},
+    "previous_recipe/control_silhouette_twice": {"head": "mode",
+                                                 "labels": {"full": "full, silhouette in both branches (control)"}},
+    "previous_recipe/oracle_truth_depth": {"head": "mode, true silhouette and depth"},
 }
 
 
@@ -123,12 +125,12 @@ def rewrite(readme: str, demo: Path | None, results: Path | None) -> tuple[str, 
         readme = replace_block(readme, "demo-results", wrap(demo_text(demo)))
         done.append("demo-results")
     if results is not None:
-        for tag in re.findall(r"<!-- results:([\w-]+) -->", readme):
+        for tag in re.findall(r"<!-- results:([\w/-]+) -->", readme):
             path = results / f"{tag}.json"
             if path.is_file():
                 readme = replace_block(readme, f"results:{tag}", results_table(path, tag))
                 done.append(f"results:{tag}")
-        for tag in re.findall(r"<!-- paired:([\w-]+) -->", readme):
+        for tag in re.findall(r"<!-- paired:([\w/-]+) -->", readme):
             path = results / f"{tag}.json"
             if path.is_file():
                 readme = replace_block(readme, f"paired:{tag}", paired_table(path))

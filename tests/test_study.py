@@ -9,7 +9,7 @@ import pytest
 
 from depthgait_model.study import compare, markdown, paired
 
-RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "previous_recipe"
 
 
 def test_paired_t_interval_by_hand():
@@ -26,7 +26,7 @@ def test_paired_t_interval_by_hand():
 
 
 def test_compare_the_shipped_studies():
-    """full - silhouette-only of docs/results/ablation.json (same seeds 0, 1, 2): NM per seed by hand."""
+    """full - silhouette-only of docs/results/previous_recipe/ablation.json (same seeds 0, 1, 2): NM per seed by hand."""
     table = json.loads((RESULTS / "ablation.json").read_text())
     result = compare(table, "silhouette-only", table, "full")
     nm = result["conditions"]["NM"]["mean"]
