@@ -86,7 +86,7 @@ def contact_sheet(aligned: Path, out: Path, per_view: int = 1) -> Path:
 @click.option("--test-subjects", type=click.IntRange(2), default=8, show_default=True,
               help="People held out for the test (never seen in training).")
 @click.option("--frames", type=click.IntRange(10), default=30, show_default=True, help="Frames per video.")
-@click.option("--iterations", type=click.IntRange(1), default=300, show_default=True, help="Training iterations.")
+@click.option("--iterations", type=click.IntRange(1), default=500, show_default=True, help="Training iterations.")
 @click.option("--config", "config_name", default="small-cpu", show_default=True, help="Model recipe.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes for synth and extract.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
