@@ -71,7 +71,7 @@ class TrackHead:
     """What the detect pass knows: the cache's header fields and the track's per-frame arrays."""
 
     header: dict[str, Any]  # pipeline.formats.video_cache.HEADER fields
-    track: dict[str, np.ndarray]  # frames, box, score, crop_box (T rows)
+    track: dict[str, np.ndarray]  # frames, box, score, crop_box (T rows); track_frames, _boxes, _state (N rows)
 
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # mask uint8 [B, 128, 96], depth float16 [B, 128, 96], crop_size [B, 2]
@@ -168,7 +168,11 @@ def stream_video(
             width=info.width, height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
             depth_near_is_large=bool(models.depth.near_is_large), track=number, tracking=dropped,
         )
-        heads.append(TrackHead(header, {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crop}))
+        arrays = {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crop}
+        path = getattr(track, "trajectory", None)  # --tracks all: every frame the track follows (track_link)
+        if path is not None:
+            arrays.update(track_frames=path.frames, track_boxes=path.boxes, track_state=path.state)
+        heads.append(TrackHead(header, arrays))
         crops.append(crop)
     yield heads
 

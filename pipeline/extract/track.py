@@ -13,10 +13,16 @@ kept only where it is one whole person:
 - frames where a track's box overlaps another track's box (a blob holding two people: they
   merged; or one hides part of the other) are dropped for both, rather than keep a two-person
   silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
+- a raw track is cut at those merged frames and where it missed more than ``cut_gap`` frames (there
+  the tracker may have handed its id to someone else), and the pieces are re-linked by motion
+  (``pipeline.extract.track_link``): crossing walkers keep their own tracks;
 - a track shorter than ``min_length`` frames, or not person-shaped (median height/width outside
   ``aspect``, or a height that jumps from frame to frame), is not kept.
 
-Every drop is counted in ``TrackStats`` (stored in each cache, shown by ``depthgait-prep status``).
+A kept track is a ``PersonTrack``: its clean frames (the gait sequence) and its trajectory, every
+frame from its first to its last with a box and a state (kept / merged / border / small /
+interpolated). Every drop is counted in ``TrackStats`` (stored in each cache, shown by
+``depthgait-prep status``).
 """
 from __future__ import annotations
 
@@ -27,8 +33,18 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.extract.detect import Track
 from pipeline.extract.settings import TRACKERS
+from pipeline.extract.track_link import (
+    BORDER,
+    INTERPOLATED,
+    KEPT,
+    MERGED,
+    SMALL,
+    PersonTrack,
+    cut_segments,
+    stitch,
+    trajectories,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,8 @@ class TrackFilter:
     merge_share: float = 0.2  # two tracks' boxes sharing this much of the smaller one: the two merged
     max_gap: int = 5  # frames a track may miss and still be interpolated for the merge test
     stitch_gap: int = 30  # frames a person may be hidden and come back as the same track (0: never)
+    cut_gap: int = 1  # frames a raw track may miss before it is cut there (and re-linked by motion)
+    min_segment: int = 3  # frames of a piece of a raw track worth re-linking
 
 
 @dataclass
@@ -57,6 +75,10 @@ class TrackStats:
     frames_small: int = 0
     frames_merged: int = 0
     blobs_split: int = 0
+    segments: int = 0  # clean pieces the raw tracks were cut into
+    segments_joined: int = 0  # joins made re-linking them
+    frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
+    frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (missed or merged)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -169,40 +191,6 @@ def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: f
     return raw
 
 
-def stitch(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_gap: int, max_offset: float = 0.5,
-           ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Join a track that ends to one that starts at most ``max_gap`` frames later where the first one's
-    motion leads (centre within ``max_offset`` of a height of the extrapolated one, height within a
-    third): a person hidden behind another for a while comes back as the same track, not a new one."""
-    tracks = sorted(tracks, key=lambda tr: int(tr[0][0]))
-    joined = True
-    while joined:
-        joined = False
-        best: tuple[float, int, int] | None = None
-        for i, (fa, ba, _) in enumerate(tracks):
-            tail = slice(max(0, len(fa) - 16), len(fa))  # a least-squares line: a last box cut by an occluder does not steer
-            ca = (ba[tail, :2] + ba[tail, 2:]) / 2  # [n, 2] centres
-            ha = float(np.median(ba[tail, 3] - ba[tail, 1]))
-            ft = fa[tail].astype(np.float64)
-            vel = (np.polyfit(ft, ca, 1)[0] if len(ca) > 2 and np.ptp(ft) > 0 else np.zeros(2))
-            for j, (fb, bb, _) in enumerate(tracks):
-                gap = int(fb[0] - fa[-1])
-                if j == i or not 0 < gap <= max_gap:
-                    continue
-                hb = float(bb[0, 3] - bb[0, 1])
-                start = (bb[:3, :2] + bb[:3, 2:]).mean(0) / 2  # its first frames' centre
-                off = float(np.linalg.norm(ca.mean(0) + vel * (fb[0] - ft.mean()) - start)) / max(ha, 1.0)
-                if off <= max_offset and 0.75 <= hb / max(ha, 1.0) <= 1.33 and (best is None or off < best[0]):
-                    best = (off, i, j)
-        if best is not None:
-            _, i, j = best
-            a, b = tracks[i], tracks[j]
-            tracks[i] = tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))  # type: ignore[assignment]
-            del tracks[j]
-            joined = True
-    return tracks
-
-
 def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
     """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
     out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
@@ -241,7 +229,7 @@ def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: 
 def track_people(
     candidates: list[np.ndarray], width: int, height: int, fps: float = 25.0, tracker: str = "bytetrack",
     filters: TrackFilter | None = None, blobs: bool = False,
-) -> tuple[list[Track], TrackStats]:
+) -> tuple[list[PersonTrack], TrackStats]:
     """Every kept person track (ordered by first frame) and the counts of what was dropped."""
     f = filters or TrackFilter()
     stats = TrackStats()
@@ -252,27 +240,33 @@ def track_people(
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
+    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
+    pieces = []
+    for piece, is_merged in zip(tracks, merged, strict=True):
+        stats.frames_merged += int(is_merged.sum())
+        cut, lost = cut_segments(piece, is_merged, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+        pieces.extend(cut)
+        stats.frames_fragment += lost
+        stats.tracks_short += not cut  # nothing of it is left to link
+    stats.segments = len(pieces)
     if f.stitch_gap:
-        tracks = stitch(tracks, f.stitch_gap)
-    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, max(f.max_gap, f.stitch_gap))
-    kept: list[Track] = []
-    for (frames, boxes, scores), is_merged in zip(tracks, merged, strict=True):
-        h = boxes[:, 3] - boxes[:, 1]
-        at_border = ((boxes[:, 0] <= f.border) | (boxes[:, 1] <= f.border) | (boxes[:, 2] >= width - f.border)
-                     | (boxes[:, 3] >= height - f.border))
-        small = h < f.min_height * height
-        stats.frames_border += int(at_border.sum())
-        stats.frames_small += int((small & ~at_border).sum())
-        stats.frames_merged += int((is_merged & ~at_border & ~small).sum())
-        keep = ~(at_border | small | is_merged)
-        frames, boxes, scores = frames[keep], boxes[keep], scores[keep]
-        if len(frames) < f.min_length:
+        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
+    paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share)
+    kept: list[PersonTrack] = []
+    for (frames, boxes, scores), path in zip(pieces, paths, strict=True):
+        state = path.state[frames - path.frames[0]]  # of the detected frames
+        stats.frames_border += int((state == BORDER).sum())
+        stats.frames_small += int((state == SMALL).sum())
+        stats.frames_merged += int((state == MERGED).sum())  # found merged once linked (a hidden person on its line)
+        keep = state == KEPT
+        if keep.sum() < f.min_length:
             stats.tracks_short += 1
             continue
-        if not person_shaped(boxes, f):
+        if not person_shaped(boxes[keep], f):
             stats.tracks_not_person += 1
             continue
-        kept.append(Track(frames, boxes, scores))
+        stats.frames_interpolated += int(np.isin(path.state, (MERGED, INTERPOLATED)).sum())
+        kept.append(PersonTrack(frames[keep], boxes[keep], scores[keep], trajectory=path))
     stats.tracks_kept = len(kept)
     return kept, stats
 
@@ -286,4 +280,5 @@ def person_shaped(boxes: np.ndarray, f: TrackFilter) -> bool:
     return f.aspect[0] <= aspect <= f.aspect[1] and jump <= f.max_height_jump
 
 
-__all__ = ["TRACKERS", "TrackFilter", "TrackStats", "make_tracker", "person_shaped", "split_blobs", "track_people"]
+__all__ = ["TRACKERS", "PersonTrack", "TrackFilter", "TrackStats", "make_tracker", "person_shaped", "split_blobs",
+           "stitch", "track_people"]
