@@ -169,9 +169,9 @@ def stream_video(
             depth_near_is_large=bool(models.depth.near_is_large), track=number, tracking=dropped,
         )
         arrays = {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crop}
-        path = getattr(track, "trajectory", None)  # --tracks all: every frame the track follows (track_link)
-        if path is not None:
-            arrays.update(track_frames=path.frames, track_boxes=path.boxes, track_state=path.state)
+        followed = getattr(track, "trajectory", None)  # --tracks all: every frame the track follows (track_link)
+        if followed is not None:
+            arrays.update(track_frames=followed.frames, track_boxes=followed.boxes, track_state=followed.state)
         heads.append(TrackHead(header, arrays))
         crops.append(crop)
     yield heads

@@ -1,0 +1,116 @@
+"""Cutting raw tracks at merges and gaps, re-linking the pieces by motion, filling the trajectory: hand-made boxes."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.extract.track import TrackFilter, track_people
+from pipeline.extract.track_link import INTERPOLATED, KEPT, MERGED, cut_segments, join_cost, stitch, trajectories
+from pipeline.tools.mot import Track, box_iou, evaluate_tracks
+
+W, H = 320, 240
+
+
+def piece(frames: range | list[int], x0: float, dx: float, foot: float = 180, h: float = 120, w: float = 40):
+    """A walker's boxes at ``frames``: starts at x ``x0`` at frame 0 and moves ``dx`` px a frame."""
+    f = np.asarray(list(frames), np.int64)
+    x = x0 + dx * f
+    boxes = np.stack([x, np.full(len(f), foot - h), x + w, np.full(len(f), foot)], 1).astype(np.float32)
+    return f, boxes, np.full(len(f), 0.5, np.float32)
+
+
+def test_a_raw_track_is_cut_at_merged_frames_and_where_it_missed_frames() -> None:
+    frames = [*range(0, 10), *range(10, 15), *range(15, 17), *range(17, 25), *range(30, 40)]
+    f, boxes, scores = piece(frames, 20, 3)
+    bad = np.isin(f, [*range(10, 15), 17])  # merged 10-14 and 17: 15-16 is a 2-frame run between them
+    runs, lost = cut_segments((f, boxes, scores), bad, max_miss=1, min_length=3)
+    assert [(int(r[0][0]), int(r[0][-1])) for r in runs] == [(0, 9), (18, 24), (30, 39)]  # 25-29 missed: cut
+    assert lost == 2 and all(np.array_equal(r[1], boxes[np.isin(f, r[0])]) for r in runs)
+    runs, _ = cut_segments((f, boxes, scores), np.zeros(len(f), bool), max_miss=5, min_length=3)
+    assert len(runs) == 1  # a 5-frame miss is within max_miss: one run
+
+
+def test_walkers_crossing_in_opposite_directions_are_not_swapped() -> None:
+    """Two walkers cross at frame 20 on one foot line; the tracker lost both from 16 to 21 and its
+    pieces restart just past the meeting point, where each one starts within a fifth of a height of
+    the other's line: position alone hardly tells them apart, the walking direction does."""
+    a1, b1 = piece(range(0, 16), 40, 4), piece(range(0, 16), 200, -4)  # meet at x 120 at frame 20
+    a2, b2 = piece(range(22, 45), 40, 4), piece(range(22, 45), 200, -4)
+    a_at_22 = 40 + 4 * 22  # where a1's line puts a when b2 starts
+    assert abs(a_at_22 - b2[1][0, 0]) / 120 < 0.2  # b2 starts close to it: inside any position rule's reach
+    assert join_cost(a1, b2, max_gap=30) is None and join_cost(b1, a2, max_gap=30) is None  # opposite ways
+    assert join_cost(a1, a2, max_gap=30) < 0.05 and join_cost(b1, b2, max_gap=30) < 0.05
+    tracks, joins = stitch([b2, a1, a2, b1], max_gap=30)
+    assert joins == 2 and len(tracks) == 2
+    for frames, boxes, _ in tracks:
+        assert np.array_equal(frames, [*range(16), *range(22, 45)])
+        steps = np.diff(boxes[:, 0]) / np.diff(frames)
+        assert np.allclose(steps, steps[0]) and abs(steps[0]) == 4  # one walker: one speed, one direction
+
+
+def test_a_join_never_makes_two_boxes_in_one_frame_and_respects_foot_line_and_height() -> None:
+    a = piece(range(0, 20), 40, 3)
+    overlapping = piece(range(15, 40), 40, 3)  # the same line, but it starts before a ends
+    assert join_cost(a, overlapping, max_gap=30) is None
+    farther = piece(range(25, 40), 40, 3, foot=140, h=80)  # on a's line in x, 40 px up the ground plane
+    assert join_cost(a, farther, max_gap=30) is None
+    later = piece(range(60, 80), 40, 3)
+    assert join_cost(a, later, max_gap=30) is None  # hidden longer than max_gap
+    tracks, joins = stitch([a, overlapping], max_gap=30)
+    assert joins == 0 and len(tracks) == 2
+
+
+def test_a_hidden_walker_is_interpolated_across_its_gap() -> None:
+    f, boxes, scores = piece(range(80), 20, 3)
+    hidden = range(20, 48)  # longer than the tracker keeps a lost track
+    seen = ~np.isin(f, hidden)
+    cands = [np.hstack([boxes[t:t + 1], scores[t:t + 1, None]]) if seen[t] else np.zeros((0, 5), np.float32)
+             for t in range(80)]
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    assert len(tracks) == 1 and stats.segments_joined == 1
+    path = tracks[0].trajectory
+    assert path.frames.tolist() == list(range(80))
+    gap = np.isin(path.frames, range(20, 49))  # ByteTrack confirms the reborn track on its second frame (48 missed)
+    assert (path.state[gap] == INTERPOLATED).all() and (path.state[~gap] == KEPT).all()
+    assert np.allclose(path.boxes, boxes, atol=1e-3)  # a straight walk: the line is the walk
+    assert tracks[0].frames.tolist() == path.frames[~gap].tolist()  # the gait sequence: the kept frames only
+    assert stats.frames_interpolated == gap.sum()
+
+
+def test_a_merge_makes_both_tracks_merged_there_and_each_trajectory_stays_with_its_walker() -> None:
+    """Two walkers cross on different foot lines; while they touch, background subtraction sees one blob."""
+    a = piece(range(80), 20, 3, foot=180, h=120)
+    b = piece(range(80), 260, -3, foot=165, h=110, w=36)
+    cands = []
+    for t in range(80):
+        ba, bb = a[1][t], b[1][t]
+        if min(ba[2], bb[2]) - max(ba[0], bb[0]) > -4:  # touching: one blob for both
+            rows = [[*np.minimum(ba[:2], bb[:2]), *np.maximum(ba[2:], bb[2:]), 0.5]]
+        else:
+            rows = [[*ba, 0.4], [*bb, 0.4]]
+        cands.append(np.array(rows, np.float32))
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    truth = np.stack([a[1], b[1]])
+    report = evaluate_tracks(truth, [Track(k, t.trajectory.frames, t.trajectory.boxes) for k, t in enumerate(tracks)])
+    assert len(tracks) == 2 and report.num_switches == 0 and report.spare_tracks == []
+    assert min(report.walker_hit_rate) >= 0.9 and report.idf1 >= 0.95
+    one_blob = np.array([len(c) == 1 for c in cands])
+    for track in tracks:
+        path = track.trajectory
+        assert (path.state[one_blob[path.frames]] == MERGED).all()  # every one-blob frame is merged for both
+        assert not one_blob[track.frames].any()  # and in neither gait sequence
+        nearest = [int(box_iou(truth[:, f], box[None])[:, 0].argmax()) for f, box in zip(track.frames, track.boxes,
+                                                                                         strict=True)]
+        assert len(set(nearest)) == 1  # one walker all along
+    assert stats.frames_merged >= one_blob.sum()
+
+
+def test_trajectory_states_border_small_and_merged_by_value() -> None:
+    near = piece(range(10), -2, 3)  # starts touching the left edge (x0 <= 3) for frames 0-1
+    tiny = piece(range(10), 200, 0, h=20, w=10, foot=60)  # 20 px: below 0.12 x 240
+    crossing = piece(range(10), 2, 3)  # on near's line: merged with it wherever both are
+    (pn, pt, pc) = trajectories([near, tiny, crossing], W, H, border=3, min_height=0.12, share=0.2)
+    assert pt.state.tolist() == [3] * 10  # small
+    assert (pn.state == MERGED).all() and (pc.state == MERGED).all()
+    alone = trajectories([near], W, H, border=3, min_height=0.12, share=0.2)[0]
+    assert alone.state.tolist() == [2, 2] + [0] * 8  # border while x0 <= 3, then kept
+    assert TrackFilter().cut_gap == 1
