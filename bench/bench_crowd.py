@@ -88,7 +88,7 @@ def tracking_rate(scenes_dir: Path, tracker: str = "bytetrack") -> float:
     """Frames/s of decode + background subtraction + blob splitting + tracking (no segment, no depth)."""
     from pipeline.extract.bgsub import BackgroundModel
     from pipeline.extract.detect import BgSubDetector
-    from pipeline.extract.track import track_people
+    from pipeline.extract.track import BlobMasks, track_people
     from pipeline.extract.video import VideoReader
 
     frames, seconds = 0, 0.0
@@ -97,8 +97,9 @@ def tracking_rate(scenes_dir: Path, tracker: str = "bytetrack") -> float:
         reader = VideoReader(video)
         det = BgSubDetector()
         det.reset(BackgroundModel(reader.sample(64)), split=True)
-        cands = [c for _, batch in reader.batches(16) for c in det(batch)]
-        track_people(cands, reader.info.width, reader.info.height, reader.info.fps, tracker, blobs=True)
+        masks = BlobMasks()  # as extract does: blobs several tracks claim are cut between them
+        cands = [c for _, batch in reader.batches(16) for c in masks.detect(det, batch)]
+        track_people(cands, reader.info.width, reader.info.height, reader.info.fps, tracker, blobs=True, masks=masks)
         seconds += time.perf_counter() - start
         frames += len(cands)
     return frames / max(seconds, 1e-9)

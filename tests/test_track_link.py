@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.extract.track import TrackFilter, track_people
+from pipeline.extract.track import TrackFilter, share_blob, track_people
 from pipeline.extract.track_link import INTERPOLATED, KEPT, MERGED, cut_segments, join_cost, stitch, trajectories
 from pipeline.tools.mot import Track, box_iou, evaluate_tracks
 
@@ -114,3 +114,21 @@ def test_trajectory_states_border_small_and_merged_by_value() -> None:
     alone = trajectories([near], W, H, border=3, min_height=0.12, share=0.2)[0]
     assert alone.state.tolist() == [2, 2] + [0] * 8  # border while x0 <= 3, then kept
     assert TrackFilter().cut_gap == 1
+
+
+def test_a_blob_two_tracks_claim_is_cut_between_them_and_one_claim_leaves_it_whole() -> None:
+    fg = np.zeros((120, 90), bool)  # a blob at x 100..190, y 60..180 of the frame
+    fg[:, 0:40] = True  # person A
+    fg[10:, 35:90] = True  # person B overlaps A by 5 columns: no clean gap
+    fg[10:60, 38:42] = False  # but fewer pixels stand where they meet
+    row = np.array([100, 60, 190, 180, 0.8], np.float32)
+    claims = np.array([[98, 58, 140, 180], [136, 68, 190, 180]], np.float32)  # where the tracker expects A and B
+    parts = share_blob(row, fg, claims)
+    assert len(parts) == 2
+    a, b = sorted(parts, key=lambda p: p[0])
+    assert np.allclose(a[:4], [100, 60, 138, 180], atol=3) and np.allclose(b[:4], [138, 70, 190, 180], atol=3)
+    assert len(share_blob(row, fg, claims[:1])) == 1  # one claim: one person
+    same_place = np.array([[100, 60, 140, 180], [104, 60, 144, 180]], np.float32)  # two claims on one spot
+    assert len(share_blob(row, fg, same_place)) == 1
+    narrow = np.array([100, 60, 140, 180, 0.8], np.float32)  # a blob no wider than one claimant
+    assert len(share_blob(narrow, fg[:, :40], claims)) == 1

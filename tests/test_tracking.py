@@ -90,11 +90,14 @@ def bgsub_tracks(video: Path):
     from pipeline.extract.detect import BgSubDetector
     from pipeline.extract.video import VideoReader
 
+    from pipeline.extract.track import BlobMasks
+
     reader = VideoReader(video)
     det = BgSubDetector()
     det.reset(BackgroundModel(reader.sample(64)), split=True)  # the median of the video, as extract does
-    cands = [c for _, frames in reader.batches(16) for c in det(frames)]
-    return track_people(cands, W, H, reader.info.fps, blobs=True)
+    masks = BlobMasks()  # and the blobs' foreground, so a blob two tracks claim is cut between them
+    cands = [c for _, frames in reader.batches(16) for c in masks.detect(det, frames)]
+    return track_people(cands, W, H, reader.info.fps, blobs=True, masks=masks)
 
 
 def test_mot_figures_on_a_crowd_of_three(crowd: Path) -> None:

@@ -75,6 +75,7 @@ class TrackStats:
     frames_small: int = 0
     frames_merged: int = 0
     blobs_split: int = 0
+    blobs_shared: int = 0  # detections that are one track's part of a blob several tracks claimed
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
@@ -176,18 +177,106 @@ def _split(fg: np.ndarray, row: np.ndarray, max_width: float, depth: int = 0) ->
     return parts or [row]
 
 
+class BlobMasks:
+    """Each candidate blob's foreground, packed, frame by frame (bgsub with ``--tracks all``): what
+    ``share_blob`` cuts when several tracks claim one blob. ``detect(detector, frames)`` runs a
+    ``BgSubDetector``'s own steps (foreground, blobs, ``split_blobs``) and keeps the crops of blobs
+    at least ``min_width`` of their height wide (a narrower one is one person: never cut, not kept)."""
+
+    def __init__(self, min_width: float = 0.4) -> None:
+        self.min_width = min_width
+        self.crops: list[list[tuple[np.ndarray, tuple[int, int]] | None]] = []
+
+    def detect(self, detector: Any, frames: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for frame in frames:
+            fg = detector.model.foreground(frame)
+            cand, n = split_blobs(fg, detector.model.blobs(fg))
+            detector.splits += n
+            self.crops.append([])
+            for x0, y0, x1, y1 in cand[:, :4].astype(int):
+                crop = fg[y0:y1, x0:x1]
+                wide = x1 - x0 >= self.min_width * (y1 - y0)
+                self.crops[-1].append((np.packbits(crop, axis=None), crop.shape) if wide else None)
+            out.append(cand)
+        return out
+
+    def crop(self, t: int, k: int) -> np.ndarray | None:
+        if self.crops[t][k] is None:
+            return None
+        packed, shape = self.crops[t][k]  # type: ignore[misc]
+        return np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+
+
+def _predicted(trk: Any) -> np.ndarray:
+    """[M, 4]: where the tracker's confirmed tracks (followed or lost) will be in the next frame."""
+    out = []
+    for track in (*trk.tracked_stracks, *trk.lost_stracks):
+        if track.mean is None or not track.is_activated:
+            continue
+        mean = track.mean
+        track.mean = mean.copy()
+        track.mean[:4] += mean[4:8]  # one step of its Kalman filter's constant velocity
+        out.append(np.asarray(track.xyxy, np.float32))
+        track.mean = mean
+    return np.stack(out) if out else np.zeros((0, 4), np.float32)
+
+
+def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: float = 0.6) -> list[np.ndarray]:
+    """Cut one blob ``row`` [5] (foreground crop ``fg`` [h, w]) between the predicted boxes ``claims``
+    [M, 4] that lie mostly (``inside`` of their area) within it: at the emptiest column between each
+    two neighbours' centres, each part re-boxed on its own pixels. Two people the tracker knows are in
+    one blob stay two boxes. One claim, or claims whose centres are too close to cut between: [row]."""
+    x0, y0 = float(row[0]), float(row[1])
+    area = np.prod(np.clip(claims[:, 2:] - claims[:, :2], 1e-6, None), 1)
+    inter = np.prod(np.clip(np.minimum(claims[:, 2:], row[2:4]) - np.maximum(claims[:, :2], row[:2]), 0, None), 1)
+    mine = claims[inter >= inside * area]
+    if len(mine) < 2 or not fg.any() or row[2] - row[0] < 1.3 * float((mine[:, 2] - mine[:, 0]).max()):
+        return [row]  # one claim, or a blob no wider than one of its claimants: one person
+    centres = np.sort((mine[:, 0] + mine[:, 2]) / 2 - x0)
+    width = float(np.median(mine[:, 2] - mine[:, 0]))
+    if np.diff(centres).min() < 0.25 * width:
+        return [row]
+    profile = np.convolve(fg.sum(0).astype(np.float64), np.ones(5) / 5, mode="same")
+    cuts = [0]
+    for a, b in zip(centres[:-1], centres[1:], strict=True):
+        lo, hi = int(np.clip(a + 0.25 * (b - a), 0, fg.shape[1] - 1)), int(np.clip(b - 0.25 * (b - a), 1, fg.shape[1]))
+        cuts.append(lo + int(np.argmin(profile[lo:max(hi, lo + 1)])))
+    cuts.append(fg.shape[1])
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        ys, xs = np.nonzero(fg[:, a:b])
+        if len(ys) < 0.1 * fg.sum():
+            return [row]
+        box = np.array([x0 + a + xs.min(), y0 + ys.min(), x0 + a + xs.max() + 1, y0 + ys.max() + 1], np.float32)
+        parts.append(np.append(box, len(ys) / max(1.0, float(np.prod(box[2:] - box[:2])))).astype(np.float32))
+    return parts
+
+
 def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: float = 25.0,
-                blobs: bool = False) -> dict[int, list]:
-    """Raw tracks: tracker id -> [(frame, box [4], score)] for every frame the tracker matched a detection."""
+                blobs: bool = False, masks: BlobMasks | None = None) -> dict[int, list]:
+    """Raw tracks: tracker id -> [(frame, box [4], score, shared)] for every frame the tracker matched a
+    detection; with ``masks`` a blob claimed by several tracks is first cut between them (``share_blob``)
+    and its parts are ``shared``."""
     trk = make_tracker(tracker, fps, blobs)
     raw: dict[int, list] = {}
     for t, cand in enumerate(candidates):
+        shared = np.zeros(len(cand), bool)
+        if masks is not None and len(cand):
+            claims, rows, flags = _predicted(trk), [], []
+            for k, row in enumerate(np.asarray(cand, np.float32).reshape(-1, 5)):
+                fg = masks.crop(t, k) if len(claims) > 1 else None
+                parts = share_blob(row, fg, claims) if fg is not None else [row]
+                rows.extend(parts)
+                flags.extend([len(parts) > 1] * len(parts))
+            cand, shared = np.stack(rows), np.array(flags)
         boxes = _Boxes(cand)
         out = trk.update(boxes, None) if len(boxes) else trk.update(_Boxes(np.zeros((0, 5))), None)
         for row in np.asarray(out).reshape(-1, 8):
             idx = int(row[7])
             if 0 <= idx < len(boxes):  # the detection itself, not the Kalman estimate
-                raw.setdefault(int(row[4]), []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4])))
+                raw.setdefault(int(row[4]), []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]),
+                                                        bool(shared[idx])))
     return raw
 
 
@@ -228,23 +317,29 @@ def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: 
 
 def track_people(
     candidates: list[np.ndarray], width: int, height: int, fps: float = 25.0, tracker: str = "bytetrack",
-    filters: TrackFilter | None = None, blobs: bool = False,
+    filters: TrackFilter | None = None, blobs: bool = False, masks: BlobMasks | None = None,
 ) -> tuple[list[PersonTrack], TrackStats]:
-    """Every kept person track (ordered by first frame) and the counts of what was dropped."""
+    """Every kept person track (ordered by first frame) and the counts of what was dropped; ``masks``
+    (the blobs' foreground, ``BlobMasks``) lets a blob several tracks claim be cut between them."""
     f = filters or TrackFilter()
     stats = TrackStats()
-    raw = run_tracker(candidates, tracker, fps, blobs)
+    raw = run_tracker(candidates, tracker, fps, blobs, masks)
     stats.tracks_found = len(raw)
-    tracks = []
+    tracks, shared = [], []
     for tid in sorted(raw, key=lambda k: raw[k][0][0]):
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
+        shared.append(np.array([r[3] for r in rows], bool))
     merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
     pieces = []
-    for piece, is_merged in zip(tracks, merged, strict=True):
-        stats.frames_merged += int(is_merged.sum())
-        cut, lost = cut_segments(piece, is_merged, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+    for piece, is_merged, is_shared in zip(tracks, merged, shared, strict=True):
+        stats.frames_merged += int((is_merged | is_shared).sum())
+        stats.blobs_shared += int(is_shared.sum())
+        # a shared part followed the person the tracker predicted, but its mask holds part of the other
+        # one, and the tracker may swap ids inside a shared blob: it is cut out like a merged frame
+        bad = is_merged | is_shared
+        cut, lost = cut_segments(piece, bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
         stats.tracks_short += not cut  # nothing of it is left to link

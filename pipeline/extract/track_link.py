@@ -21,7 +21,7 @@ from pipeline.formats.video_cache import TRACK_STATES
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
                                              ("kept", "merged", "border", "small", "interpolated"))
-Piece = tuple[np.ndarray, np.ndarray, np.ndarray]  # frames int64 [n], boxes float32 [n, 4], scores float32 [n]
+Piece = tuple[np.ndarray, ...]  # frames int64 [n], boxes float32 [n, 4], scores float32 [n]
 FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
 
 
@@ -128,7 +128,7 @@ def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: floa
             chain = [i]
             while chain[-1] in pairs:
                 chain.append(pairs[chain[-1]])
-            joined.append(tuple(np.concatenate([tracks[k][m] for k in chain]) for m in range(3)))
+            joined.append(tuple(np.concatenate([tracks[k][m] for k in chain]) for m in range(len(tracks[i]))))
         joins += len(pairs)
         tracks = sorted(joined, key=lambda p: int(p[0][0]))  # type: ignore[arg-type]
     return tracks, joins
@@ -155,10 +155,11 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     blob the tracker saw holding two people was cut out before linking) and a straight line between
     detected boxes elsewhere: measured on synthetic crowds, a detected box beside a hidden person
     follows its walker better than the line does."""
-    spans = [np.arange(f[0], f[-1] + 1) for f, _, _ in tracks]
-    lines = [fill(f.astype(np.float64), b, s) for (f, b, _), s in zip(tracks, spans, strict=True)]
+    spans = [np.arange(p[0][0], p[0][-1] + 1) for p in tracks]
+    lines = [fill(p[0].astype(np.float64), p[1], s) for p, s in zip(tracks, spans, strict=True)]
     out = []
-    for i, ((frames, boxes, _), span) in enumerate(zip(tracks, spans, strict=True)):
+    for i, (piece, span) in enumerate(zip(tracks, spans, strict=True)):
+        frames, boxes = piece[:2]
         state = np.full(len(span), INTERPOLATED, np.uint8)
         at = frames - span[0]
         edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= width - border)
