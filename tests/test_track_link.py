@@ -4,7 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.extract.track import TrackFilter, share_blob, track_people
-from pipeline.extract.track_link import INTERPOLATED, KEPT, MERGED, cut_segments, join_cost, stitch, trajectories
+from pipeline.extract.track_link import (
+    INTERPOLATED,
+    KEPT,
+    MERGED,
+    coast,
+    cut_segments,
+    join_cost,
+    stitch,
+    trajectories,
+)
 from pipeline.tools.mot import Track, box_iou, evaluate_tracks
 
 W, H = 320, 240
@@ -132,3 +141,25 @@ def test_a_blob_two_tracks_claim_is_cut_between_them_and_one_claim_leaves_it_who
     assert len(share_blob(row, fg, same_place)) == 1
     narrow = np.array([100, 60, 140, 180, 0.8], np.float32)  # a blob no wider than one claimant
     assert len(share_blob(narrow, fg[:, :40], claims)) == 1
+
+
+def test_a_walker_swallowed_by_a_nearer_ones_blob_is_carried_on_while_the_blob_holds_it() -> None:
+    """A (far, small) is detected until frame 39, then walks on inside B's blob (B near and big, walking
+    with it) until B steps away at frame 60: A's trajectory follows its line to 59, merged, and B's
+    frames holding A are merged too (its silhouette there holds both)."""
+    a = piece(range(0, 40), 20, 2, foot=150, h=80, w=30)
+    b_f = np.arange(30, 70)
+    bx = (60 + 2 * b_f + np.where(b_f < 60, 0, 40)).astype(np.float32)  # at 60 B steps 40 px away from A
+    b = (b_f, np.stack([bx - 40, np.full(len(b_f), 40.0), bx + 60, np.full(len(b_f), 200.0)], 1).astype(np.float32),
+         np.full(len(b_f), 0.5, np.float32))
+    carried = coast([a, b], n_frames=80, max_frames=30)
+    (a_before, a_after), (b_before, b_after) = carried
+    assert len(a_before[0]) == 0 and a_after[0].tolist() == list(range(40, 60))
+    truth_a = piece(range(40, 60), 20, 2, foot=150, h=80, w=30)[1]
+    assert (box_iou(a_after[1], truth_a).diagonal() > 0.9).all()  # on A's line
+    assert len(b_before[0]) == 0 and len(b_after[0]) == 0  # B is never inside anyone
+    pa, pb = trajectories([a, b], W, H, border=3, min_height=0.12, share=0.2, coasted=carried)
+    assert pa.frames.tolist() == list(range(60)) and (pa.state[40:] == MERGED).all()
+    assert (pb.state[pb.frames < 60] == MERGED).all() and (pb.state[pb.frames >= 60] == KEPT).all()
+    short = coast([a, b], n_frames=80, max_frames=5)[0][1]
+    assert short[0].tolist() == list(range(40, 45))  # never longer than max_frames

@@ -88,9 +88,8 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bgsub_tracks(video: Path):
     from pipeline.extract.bgsub import BackgroundModel
     from pipeline.extract.detect import BgSubDetector
-    from pipeline.extract.video import VideoReader
-
     from pipeline.extract.track import BlobMasks
+    from pipeline.extract.video import VideoReader
 
     reader = VideoReader(video)
     det = BgSubDetector()

@@ -13,9 +13,12 @@ kept only where it is one whole person:
 - frames where a track's box overlaps another track's box (a blob holding two people: they
   merged; or one hides part of the other) are dropped for both, rather than keep a two-person
   silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
+- with the blobs' foreground (``BlobMasks``), a blob that several tracks' predicted boxes lie in is
+  cut between them (``share_blob``), so the tracker keeps both; those parts are dropped like merged frames;
 - a raw track is cut at those merged frames and where it missed more than ``cut_gap`` frames (there
   the tracker may have handed its id to someone else), and the pieces are re-linked by motion
-  (``pipeline.extract.track_link``): crossing walkers keep their own tracks;
+  (``pipeline.extract.track_link``): crossing walkers keep their own tracks; a track whose walker
+  is swallowed by another's blob is carried on along its line while that blob holds it (``coast``);
 - a track shorter than ``min_length`` frames, or not person-shaped (median height/width outside
   ``aspect``, or a height that jumps from frame to frame), is not kept.
 
@@ -41,6 +44,7 @@ from pipeline.extract.track_link import (
     MERGED,
     SMALL,
     PersonTrack,
+    coast,
     cut_segments,
     stitch,
     trajectories,
@@ -346,7 +350,8 @@ def track_people(
     stats.segments = len(pieces)
     if f.stitch_gap:
         pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
-    paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share)
+    carried = coast(pieces, len(candidates), f.stitch_gap) if f.stitch_gap else None  # hidden in another's blob
+    paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
     for (frames, boxes, scores), path in zip(pieces, paths, strict=True):
         state = path.state[frames - path.frames[0]]  # of the detected frames

@@ -146,21 +146,65 @@ def overlaps(a: np.ndarray, b: np.ndarray, share: float) -> np.ndarray:
     return inter >= share * area
 
 
+def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0.8) -> list[tuple[Piece, Piece]]:
+    """Per track, the frames before its first and after its last detection where it walks on hidden in
+    another track's blob: its line carried on (centre x, foot line, height; median width) for as long
+    as at least ``inside`` of the carried box lies within a box detected for another track, up to
+    ``max_frames``. ``(before, after)``: frames [k] and boxes [k, 4] each. A walker swallowed by a
+    nearer one's blob is followed there, and that blob is known to hold two people."""
+    seen = [dict(zip(p[0].tolist(), p[1], strict=True)) for p in tracks]
+    out = []
+    for i, piece in enumerate(tracks):
+        ends = []
+        for at_end in (False, True):
+            t0, v0, slope = _line(piece[0], _features(piece[1]), at_end)
+            sl = slice(-FIT, None) if at_end else slice(0, FIT)
+            w = float(np.median(piece[1][sl, 2] - piece[1][sl, 0]))
+            step = 1 if at_end else -1
+            frames, boxes = [], []
+            for t in range(int(t0) + step, int(t0) + step * (max_frames + 1), step):
+                x, foot, h = v0 + slope * (t - t0)
+                box = np.array([x - w / 2, foot - h, x + w / 2, foot], np.float32)
+                hosts = [d[t] for j, d in enumerate(seen) if j != i and t in d]
+                if not 0 <= t < n_frames or not hosts or not any(_inside(box, host) >= inside for host in hosts):
+                    break
+                frames.append(t)
+                boxes.append(box)
+            order = slice(None) if at_end else slice(None, None, -1)
+            ends.append((np.array(frames[order], np.int64), np.array(boxes[order], np.float32).reshape(-1, 4)))
+        out.append((ends[0], ends[1]))
+    return out
+
+
+def _inside(box: np.ndarray, host: np.ndarray) -> float:
+    """The share of ``box`` that lies within ``host``."""
+    inter = np.prod(np.clip(np.minimum(box[2:], host[2:]) - np.maximum(box[:2], host[:2]), 0, None))
+    return float(inter / max(float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))), 1e-6))
+
+
 def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_height: float,
-                 share: float) -> list[Trajectory]:
+                 share: float, coasted: list[tuple[Piece, Piece]] | None = None) -> list[Trajectory]:
     """Per linked track, its trajectory. A frame is ``merged`` where its box (detected or on the line)
-    shares ``share`` of the smaller box with another track's; else ``border`` / ``small`` where the
-    detected box touches the image edge / is lower than ``min_height`` of the frame; else ``kept``
-    where detected and ``interpolated`` where not. The box is the detected one where there is one (a
-    blob the tracker saw holding two people was cut out before linking) and a straight line between
-    detected boxes elsewhere: measured on synthetic crowds, a detected box beside a hidden person
-    follows its walker better than the line does."""
-    spans = [np.arange(p[0][0], p[0][-1] + 1) for p in tracks]
-    lines = [fill(p[0].astype(np.float64), p[1], s) for p, s in zip(tracks, spans, strict=True)]
+    shares ``share`` of the smaller box with another track's, or where it is carried on hidden in
+    another's blob (``coasted``, from ``coast``); else ``border`` / ``small`` where the detected box
+    touches the image edge / is lower than ``min_height`` of the frame; else ``kept`` where detected
+    and ``interpolated`` where not. The box is the detected one where there is one (a blob the tracker
+    saw holding two people was cut out before linking) and a straight line between detected boxes
+    elsewhere: measured on synthetic crowds, a detected box beside a hidden person follows its
+    walker better than the line does."""
+    empty = (np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
+    coasted = coasted or [(empty, empty)] * len(tracks)
+    spans, lines = [], []
+    for p, (before, after) in zip(tracks, coasted, strict=True):
+        inner = np.arange(p[0][0], p[0][-1] + 1)
+        spans.append(np.arange(inner[0] - len(before[0]), inner[-1] + 1 + len(after[0])))
+        lines.append(np.concatenate([before[1], fill(p[0].astype(np.float64), p[1], inner), after[1]]))
     out = []
     for i, (piece, span) in enumerate(zip(tracks, spans, strict=True)):
         frames, boxes = piece[:2]
         state = np.full(len(span), INTERPOLATED, np.uint8)
+        state[:len(coasted[i][0][0])] = MERGED
+        state[len(span) - len(coasted[i][1][0]):] = MERGED
         at = frames - span[0]
         edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= width - border)
                 | (boxes[:, 3] >= height - border))
@@ -175,4 +219,4 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     return out
 
 
-__all__ = ["PersonTrack", "Piece", "Trajectory", "cut_segments", "join_cost", "stitch", "trajectories"]
+__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "join_cost", "stitch", "trajectories"]
