@@ -39,7 +39,6 @@ from pipeline.errors import InputError
 from pipeline.extract.settings import TRACKERS
 from pipeline.extract.track_link import (
     BORDER,
-    INTERPOLATED,
     KEPT,
     MERGED,
     SMALL,
@@ -83,7 +82,7 @@ class TrackStats:
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
-    frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (missed or merged)
+    frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -365,7 +364,7 @@ def track_people(
         if not person_shaped(boxes[keep], f):
             stats.tracks_not_person += 1
             continue
-        stats.frames_interpolated += int(np.isin(path.state, (MERGED, INTERPOLATED)).sum())
+        stats.frames_interpolated += len(path.frames) - len(frames)  # not detected: on its line
         kept.append(PersonTrack(frames[keep], boxes[keep], scores[keep], trajectory=path))
     stats.tracks_kept = len(kept)
     return kept, stats
