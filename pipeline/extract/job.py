@@ -23,7 +23,7 @@ from pipeline.extract.bgsub import BackgroundModel, background_sample, find_back
 from pipeline.extract.detect import BgSubDetector, Track, select_track
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
-from pipeline.extract.track import BlobMasks
+from pipeline.extract.track import BlobMasks, track_people
 from pipeline.extract.video import VideoError, VideoReader, frame_sizes, prefetch
 from pipeline.formats.storage import StorageError
 from pipeline.formats.video_cache import (
@@ -96,13 +96,11 @@ def _background(path: Path, bg_file: Path | None, reader: VideoReader, settings:
 
 
 def _find_tracks(candidates: list[np.ndarray], settings: ExtractSettings, info: Any, splits: int,
-                 masks: Any = None) -> tuple[list[Track], dict]:
+                 masks: BlobMasks | None = None) -> tuple[list[Track], dict]:
     """``longest``: the one walker (``select_track``); ``all``: every person track that passes the filters."""
     if settings.track_mode == "longest":
         track = select_track(candidates)
         return ([] if track is None else [track]), {}
-    from pipeline.extract.track import track_people
-
     tracks, stats = track_people(candidates, info.width, info.height, info.fps, settings.tracker,
                                  blobs=settings.detector == "bgsub", masks=masks)
     stats.blobs_split = splits
