@@ -129,6 +129,12 @@ def test_a_cache_trajectory_round_trips_and_is_what_tracking_is_scored_on(tmp_pa
     truth[0, 3:7] = path_boxes
     assert evaluate_tracks(truth, [track]).walker_hit_rate == [1.0]
     assert evaluate_tracks(truth, [track_from_cache(back, 1)]).walker_hit_rate == [0.5]
+    from dataclasses import replace
+
+    from pipeline.formats.video_cache import ExtractCacheError
+
+    with pytest.raises(ExtractCacheError, match="track_state and track_frames differ"):
+        replace(cache, track_state=state[:3])
 
 
 def test_bench_takes_any_extract_step(tmp_path) -> None:

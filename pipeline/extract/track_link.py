@@ -6,9 +6,11 @@ the tracker may hand each id to the wrong walker. So a raw track is only trusted
 a run of consecutive frames none of which overlaps another track (``cut_segments``). Segments are
 then re-linked by motion (``stitch``): where each one's straight-line walk (centre x, foot line y,
 height) predicts the next, all candidate joins solved at once (``scipy.optimize.linear_sum_assignment``),
-never joining two segments that walk opposite ways or share a frame. A linked track's trajectory
-(``trajectory``) covers every frame from its first to its last: the detected box where it is clean,
-and a straight line between clean boxes where it merged with another track, was hidden or missed.
+never joining two segments that walk opposite ways or share a frame. A walker swallowed by a
+nearer one's blob is carried on along its line while that blob holds it (``coast``). A linked
+track's trajectory (``trajectories``) covers every frame from its first to its last: the detected
+box where there is one, a straight line between detected boxes where there is none (merged,
+hidden, missed), and a state per frame saying which frames a gait sequence may use.
 """
 from __future__ import annotations
 
