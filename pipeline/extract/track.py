@@ -13,14 +13,14 @@ kept only where it is one whole person:
 - frames where a track's box overlaps another track's box (a blob holding two people: they
   merged; or one hides part of the other) are dropped for both, rather than keep a two-person
   silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
-- with the blobs' foreground (``BlobMasks``), a blob that several tracks' predicted boxes lie in is
-  cut between them (``share_blob``), so the tracker keeps both; those parts are dropped like merged frames;
-- a raw track is cut at those merged frames and where it missed more than ``cut_gap`` frames (there
-  the tracker may have handed its id to someone else), and the pieces are re-linked by motion
-  (``pipeline.extract.track_link``): crossing walkers keep their own tracks; a track whose walker
-  is swallowed by another's blob is carried on along its line while that blob holds it (``coast``);
-- a track shorter than ``min_length`` frames, or not person-shaped (median height/width outside
-  ``aspect``, or a height that jumps from frame to frame), is not kept.
+- with the blobs' foreground and colours (``BlobMasks``), a blob that several tracks' predicted boxes
+  lie in is split between them by each track's clothing colours (``split_by_colour``), or else cut at a
+  column (``share_blob``), so the tracker keeps both; those frames are merged (never in a gait sequence);
+- a raw track is cut at merged frames (colour-split ones excepted: those pixels are its walker's) and
+  where it missed more than ``cut_gap`` frames, and the pieces are re-linked by motion
+  (``pipeline.extract.track_link``); a walker swallowed by another's blob is carried on (``coast``);
+- a track with under ``min_length`` frames of its own (clean or colour-split), under ``min_clean``
+  clean ones, or not person-shaped (median height/width outside ``aspect``, or a jumpy height), is not kept.
 
 A kept track is a ``PersonTrack``: its clean frames (the gait sequence) and its trajectory, every
 frame from its first to its last with a box and a state (kept / merged / border / small /
@@ -37,6 +37,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.extract.settings import TRACKERS
+from pipeline.extract.track_colour import ColourModels, colour_parts, inside_share, lab_codes, share_blob
 from pipeline.extract.track_link import (
     BORDER,
     KEPT,
@@ -49,13 +50,16 @@ from pipeline.extract.track_link import (
     trajectories,
 )
 
+CUT, COLOUR = 1, 2  # a detection that is a part of a blob cut at a column / split by colour (``run_tracker``)
+
 
 @dataclass(frozen=True)
 class TrackFilter:
     """What a kept track must be; recorded in the cache fingerprint with ``--tracks all``."""
 
     min_height: float = 0.12  # share of the frame height
-    min_length: int = 10  # frames left after the per-frame drops
+    min_length: int = 10  # frames of its own (clean, or split off a shared blob by colour) a track must have
+    min_clean: int = 1  # clean frames (its gait sequence) a kept track must have
     border: int = 3  # pixels: a box this close to an image edge touches it (a body cut by the edge)
     aspect: tuple[float, float] = (1.2, 5.0)  # median box height / width of a person
     max_height_jump: float = 0.15  # median relative change of the box height between frames
@@ -79,6 +83,7 @@ class TrackStats:
     frames_merged: int = 0
     blobs_split: int = 0
     blobs_shared: int = 0  # detections that are one track's part of a blob several tracks claimed
+    blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
@@ -181,14 +186,16 @@ def _split(fg: np.ndarray, row: np.ndarray, max_width: float, depth: int = 0) ->
 
 
 class BlobMasks:
-    """Each candidate blob's foreground, packed, frame by frame (bgsub with ``--tracks all``): what
-    ``share_blob`` cuts when several tracks claim one blob. ``detect(detector, frames)`` runs a
-    ``BgSubDetector``'s own steps (foreground, blobs, ``split_blobs``) and keeps the crops of blobs
-    at least ``min_width`` of their height wide (a narrower one is one person: never cut, not kept)."""
+    """Each candidate blob's foreground and colour codes (``lab_codes``), frame by frame (bgsub with
+    ``--tracks all``): what ``run_tracker`` learns each track's colours from and what ``share_blob`` /
+    ``split_by_colour`` cut when several tracks claim one blob. ``detect(detector, frames)`` runs a
+    ``BgSubDetector``'s own steps (foreground, blobs, ``split_blobs``); ``crop`` gives the foreground only
+    of blobs at least ``min_width`` of their height wide (a narrower one is one person: never column-cut)."""
 
     def __init__(self, min_width: float = 0.4) -> None:
         self.min_width = min_width
-        self.crops: list[list[tuple[np.ndarray, tuple[int, int]] | None]] = []
+        # per frame, per candidate: packed foreground, its shape, the colour codes of its foreground pixels, wide
+        self.crops: list[list[tuple[np.ndarray, tuple[int, int], np.ndarray, bool]]] = []
 
     def detect(self, detector: Any, frames: np.ndarray) -> list[np.ndarray]:
         out = []
@@ -196,24 +203,38 @@ class BlobMasks:
             fg = detector.model.foreground(frame)
             cand, n = split_blobs(fg, detector.model.blobs(fg))
             detector.splits += n
+            codes = lab_codes(frame)
             self.crops.append([])
             for x0, y0, x1, y1 in cand[:, :4].astype(int):
                 crop = fg[y0:y1, x0:x1]
                 wide = x1 - x0 >= self.min_width * (y1 - y0)
-                self.crops[-1].append((np.packbits(crop, axis=None), crop.shape) if wide else None)
+                self.crops[-1].append((np.packbits(crop, axis=None), crop.shape, codes[y0:y1, x0:x1][crop], wide))
             out.append(cand)
         return out
 
-    def crop(self, t: int, k: int) -> np.ndarray | None:
-        if self.crops[t][k] is None:
-            return None
-        packed, shape = self.crops[t][k]  # type: ignore[misc]
+    def _fg(self, t: int, k: int) -> np.ndarray:
+        packed, shape = self.crops[t][k][:2]
         return np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
+    def crop(self, t: int, k: int) -> np.ndarray | None:
+        """bool [h, w]: the foreground of wide blob ``k`` of frame ``t`` (None: a narrow one)."""
+        return self._fg(t, k) if self.crops[t][k][3] else None
 
-def _predicted(trk: Any) -> np.ndarray:
-    """[M, 4]: where the tracker's confirmed tracks (followed or lost) will be in the next frame."""
-    out = []
+    def colours(self, t: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Blob ``k`` of frame ``t``: its foreground bool [h, w] and colour codes uint8 [h, w] (0 off it)."""
+        fg = self._fg(t, k)
+        codes = np.zeros(fg.shape, np.uint8)
+        codes[fg] = self.crops[t][k][2]
+        return fg, codes
+
+    def codes(self, t: int, k: int) -> np.ndarray:
+        """uint8 [n]: the colour codes of blob ``k``'s foreground pixels in frame ``t``."""
+        return self.crops[t][k][2]
+
+
+def _predicted(trk: Any) -> tuple[list[int], np.ndarray]:
+    """Ids and boxes [M, 4]: where the tracker's confirmed tracks (followed or lost) will be in the next frame."""
+    out, ids = [], []
     for track in (*trk.tracked_stracks, *trk.lost_stracks):
         if track.mean is None or not track.is_activated:
             continue
@@ -221,65 +242,49 @@ def _predicted(trk: Any) -> np.ndarray:
         track.mean = mean.copy()
         track.mean[:4] += mean[4:8]  # one step of its Kalman filter's constant velocity
         out.append(np.asarray(track.xyxy, np.float32))
+        ids.append(int(track.track_id))
         track.mean = mean
-    return np.stack(out) if out else np.zeros((0, 4), np.float32)
-
-
-def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: float = 0.6) -> list[np.ndarray]:
-    """Cut one blob ``row`` [5] (foreground crop ``fg`` [h, w]) between the predicted boxes ``claims``
-    [M, 4] that lie mostly (``inside`` of their area) within it: at the emptiest column between each
-    two neighbours' centres, each part re-boxed on its own pixels. Two people the tracker knows are in
-    one blob stay two boxes. One claim, or claims whose centres are too close to cut between: [row]."""
-    x0, y0 = float(row[0]), float(row[1])
-    area = np.prod(np.clip(claims[:, 2:] - claims[:, :2], 1e-6, None), 1)
-    inter = np.prod(np.clip(np.minimum(claims[:, 2:], row[2:4]) - np.maximum(claims[:, :2], row[:2]), 0, None), 1)
-    mine = claims[inter >= inside * area]
-    if len(mine) < 2 or not fg.any() or row[2] - row[0] < 1.3 * float((mine[:, 2] - mine[:, 0]).max()):
-        return [row]  # one claim, or a blob no wider than one of its claimants: one person
-    centres = np.sort((mine[:, 0] + mine[:, 2]) / 2 - x0)
-    width = float(np.median(mine[:, 2] - mine[:, 0]))
-    if np.diff(centres).min() < 0.25 * width:
-        return [row]
-    profile = np.convolve(fg.sum(0).astype(np.float64), np.ones(5) / 5, mode="same")
-    cuts = [0]
-    for a, b in zip(centres[:-1], centres[1:], strict=True):
-        lo, hi = int(np.clip(a + 0.25 * (b - a), 0, fg.shape[1] - 1)), int(np.clip(b - 0.25 * (b - a), 1, fg.shape[1]))
-        cuts.append(lo + int(np.argmin(profile[lo:max(hi, lo + 1)])))
-    cuts.append(fg.shape[1])
-    parts = []
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-        ys, xs = np.nonzero(fg[:, a:b])
-        if len(ys) < 0.1 * fg.sum():
-            return [row]
-        box = np.array([x0 + a + xs.min(), y0 + ys.min(), x0 + a + xs.max() + 1, y0 + ys.max() + 1], np.float32)
-        parts.append(np.append(box, len(ys) / max(1.0, float(np.prod(box[2:] - box[:2])))).astype(np.float32))
-    return parts
+    return ids, (np.stack(out) if out else np.zeros((0, 4), np.float32))
 
 
 def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: float = 25.0,
-                blobs: bool = False, masks: BlobMasks | None = None) -> dict[int, list]:
+                blobs: bool = False, masks: BlobMasks | None = None, colour: bool = True) -> dict[int, list]:
     """Raw tracks: tracker id -> [(frame, box [4], score, shared)] for every frame the tracker matched a
-    detection; with ``masks`` a blob claimed by several tracks is first cut between them (``share_blob``)
-    and its parts are ``shared``."""
+    detection; ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split by colour, else 0. With ``masks`` each track's colours are learnt where its blob is its own, and a blob
+    several tracks claim is first split between them by colour (``split_by_colour``; ``colour``), or
+    else cut between them at a column (``share_blob``)."""
     trk = make_tracker(tracker, fps, blobs)
+    models = ColourModels()
     raw: dict[int, list] = {}
     for t, cand in enumerate(candidates):
-        shared = np.zeros(len(cand), bool)
+        cand = np.asarray(cand, np.float32).reshape(-1, 5)
+        shared, origin = np.zeros(len(cand), np.int64), np.arange(len(cand))
+        claims = np.zeros((0, 4), np.float32)
         if masks is not None and len(cand):
-            claims, rows, flags = _predicted(trk), [], []
-            for k, row in enumerate(np.asarray(cand, np.float32).reshape(-1, 5)):
-                fg = masks.crop(t, k) if len(claims) > 1 else None
-                parts = share_blob(row, fg, claims) if fg is not None else [row]
+            ids, claims = _predicted(trk)
+            rows, flags, origin_l = [], [], []
+            for k, row in enumerate(cand):
+                parts, kind = None, COLOUR
+                if len(claims) > 1 and colour:
+                    parts = colour_parts(row, masks.colours(t, k), ids, claims, models)
+                if parts is None:
+                    fg = masks.crop(t, k) if len(claims) > 1 else None
+                    parts, kind = (share_blob(row, fg, claims) if fg is not None else [row]), CUT
                 rows.extend(parts)
-                flags.extend([len(parts) > 1] * len(parts))
-            cand, shared = np.stack(rows), np.array(flags)
+                flags.extend([kind if len(parts) > 1 else 0] * len(parts))
+                origin_l.extend([k if len(parts) == 1 else -1] * len(parts))
+            cand, shared, origin = np.stack(rows), np.array(flags), np.array(origin_l)
         boxes = _Boxes(cand)
         out = trk.update(boxes, None) if len(boxes) else trk.update(_Boxes(np.zeros((0, 5))), None)
         for row in np.asarray(out).reshape(-1, 8):
             idx = int(row[7])
             if 0 <= idx < len(boxes):  # the detection itself, not the Kalman estimate
                 raw.setdefault(int(row[4]), []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]),
-                                                        bool(shared[idx])))
+                                                        int(shared[idx])))
+                # a whole blob no other track's predicted box reaches into is this walker alone: learn its colours
+                alone = not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1
+                if masks is not None and origin[idx] >= 0 and alone:
+                    models.learn(int(row[4]), masks.codes(t, int(origin[idx])))
     return raw
 
 
@@ -333,16 +338,19 @@ def track_people(
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
-        shared.append(np.array([r[3] for r in rows], bool))
+        shared.append(np.array([r[3] for r in rows], np.int64))
     merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
     pieces = []
     for piece, is_merged, is_shared in zip(tracks, merged, shared, strict=True):
-        stats.frames_merged += int((is_merged | is_shared).sum())
-        stats.blobs_shared += int(is_shared.sum())
-        # a shared part followed the person the tracker predicted, but its mask holds part of the other
-        # one, and the tracker may swap ids inside a shared blob: it is cut out like a merged frame
-        bad = is_merged | is_shared
-        cut, lost = cut_segments(piece, bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+        stats.frames_merged += int((is_merged | (is_shared > 0)).sum())
+        stats.blobs_shared += int((is_shared > 0).sum())
+        stats.blobs_colour_split += int((is_shared == COLOUR).sum())
+        # a part cut at a column followed the person the tracker predicted, but the tracker may swap ids
+        # inside a blob cut that way: it is cut out like a merged frame. A part split by colour is that
+        # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
+        by_colour = is_shared == COLOUR
+        bad = (is_merged & ~by_colour) | (is_shared == CUT)
+        cut, lost = cut_segments((*piece, by_colour), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
         stats.tracks_short += not cut  # nothing of it is left to link
@@ -352,13 +360,14 @@ def track_people(
     carried = coast(pieces, len(candidates), f.stitch_gap) if f.stitch_gap else None  # hidden in another's blob
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
-    for (frames, boxes, scores), path in zip(pieces, paths, strict=True):
+    for (frames, boxes, scores, by_colour), path in zip(pieces, paths, strict=True):
         state = path.state[frames - path.frames[0]]  # of the detected frames
         stats.frames_border += int((state == BORDER).sum())
         stats.frames_small += int((state == SMALL).sum())
-        stats.frames_merged += int((state == MERGED).sum())  # found merged once linked (a hidden person on its line)
+        # found merged once linked (a hidden person on its line); colour-split parts were counted above
+        stats.frames_merged += int(((state == MERGED) & ~by_colour).sum())
         keep = state == KEPT
-        if keep.sum() < f.min_length:
+        if keep.sum() < f.min_clean or (keep | by_colour).sum() < f.min_length:
             stats.tracks_short += 1
             continue
         if not person_shaped(boxes[keep], f):

@@ -23,7 +23,7 @@ from pipeline.formats.video_cache import TRACK_STATES
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
                                              ("kept", "merged", "border", "small", "interpolated"))
-Piece = tuple[np.ndarray, ...]  # frames int64 [n], boxes float32 [n, 4], scores float32 [n]
+Piece = tuple[np.ndarray, ...]  # frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n])
 FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
 
 
@@ -212,6 +212,8 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
                 | (boxes[:, 3] >= height - border))
         small = boxes[:, 3] - boxes[:, 1] < min_height * height
         state[at] = np.where(edge, BORDER, np.where(small, SMALL, KEPT))
+        if len(piece) > 3:  # a 4th array: frames whose box was split off a shared blob (merged for gait)
+            state[at[np.asarray(piece[3], bool)]] = MERGED
         for j, (other, oline) in enumerate(zip(spans, lines, strict=True)):
             lo, hi = max(span[0], other[0]), min(span[-1], other[-1]) + 1
             if j != i and lo < hi:
