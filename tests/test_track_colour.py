@@ -70,3 +70,25 @@ def test_alike_clothes_or_one_claimant_are_not_split_by_colour() -> None:
     crop = (slice(10, 110), slice(40, 90))
     assert split_by_colour(row, fg[crop], codes[crop], claims, [same, same], [1500.0, 1500.0]) is None
     assert split_by_colour(row, fg[crop], codes[crop], claims[:1], [same], [1500.0]) is None
+
+
+def test_a_join_needs_alike_colours_where_both_pieces_carry_them() -> None:
+    """Two pieces that continue one another by motion are joined when their walkers dress alike and
+    not when the colours differ (another walker took up the line); pieces without colours: motion only."""
+    from pipeline.extract.track_link import join_cost
+
+    def walk(frames: range, hist: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        f = np.asarray(list(frames), np.int64)
+        x = 40 + 3.0 * f
+        boxes = np.stack([x, np.full(len(f), 60.0), x + 40, np.full(len(f), 180.0)], 1).astype(np.float32)
+        base = (f, boxes, np.full(len(f), 0.5, np.float32), np.zeros(len(f), bool))
+        return base if hist is None else (*base, np.repeat(hist[None], len(f), 0).astype(np.float32))
+
+    red, blue = np.zeros((H, W, 3), np.uint8), np.zeros((H, W, 3), np.uint8)
+    red[:], blue[:] = RED, BLUE
+    h_red, h_blue = histogram(lab_codes(red)), histogram(lab_codes(blue))
+    assert similarity(h_red, h_blue) < 0.1
+    before = walk(range(0, 20), h_red)
+    assert join_cost(before, walk(range(26, 45), h_red), max_gap=30) is not None
+    assert join_cost(before, walk(range(26, 45), h_blue), max_gap=30) is None
+    assert join_cost(walk(range(0, 20), None), walk(range(26, 45), None), max_gap=30) is not None

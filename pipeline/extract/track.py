@@ -37,7 +37,16 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.extract.settings import TRACKERS
-from pipeline.extract.track_colour import ColourModels, colour_parts, inside_share, lab_codes, share_blob
+from pipeline.extract.track_colour import (
+    BINS,
+    ColourModels,
+    colour_parts,
+    histogram,
+    inside_share,
+    lab_codes,
+    share_blob,
+    similarity,
+)
 from pipeline.extract.track_link import (
     BORDER,
     KEPT,
@@ -46,11 +55,12 @@ from pipeline.extract.track_link import (
     PersonTrack,
     coast,
     cut_segments,
+    merged_frames,
     stitch,
     trajectories,
 )
 
-CUT, COLOUR = 1, 2  # a detection that is a part of a blob cut at a column / split by colour (``run_tracker``)
+CUT, COLOUR, FOREIGN = 1, 2, 3  # a part of a blob cut at a column / split by colour; another walker's colours
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,7 @@ class TrackStats:
     blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
+    frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
 
@@ -248,11 +259,15 @@ def _predicted(trk: Any) -> tuple[list[int], np.ndarray]:
 
 
 def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: float = 25.0,
-                blobs: bool = False, masks: BlobMasks | None = None, colour: bool = True) -> dict[int, list]:
-    """Raw tracks: tracker id -> [(frame, box [4], score, shared)] for every frame the tracker matched a
-    detection; ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split by colour, else 0. With ``masks`` each track's colours are learnt where its blob is its own, and a blob
-    several tracks claim is first split between them by colour (``split_by_colour``; ``colour``), or
-    else cut between them at a column (``share_blob``)."""
+                blobs: bool = False, masks: BlobMasks | None = None, colour: bool = True,
+                size: tuple[int, int] | None = None, foreign: float = 0.5) -> dict[int, list]:
+    """Raw tracks: tracker id -> [(frame, box [4], score, shared, colours)] for every frame the tracker matched
+    a detection (``colours``: the whole blob's colour histogram, or None for a part of one); ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split by colour,
+    else 0. With ``masks`` each track's colours are learnt where its blob is its own, and a blob several
+    tracks claim is first split between them by colour (``split_by_colour``; ``colour``), or else cut
+    between them at a column (``share_blob``). ``size`` (width, height): predicted boxes are clipped to
+    the picture (a walker entering at its edge still claims the blob it walks into). A whole blob whose
+    colours are less than ``foreign`` alike (``similarity``) to its track's is ``FOREIGN``."""
     trk = make_tracker(tracker, fps, blobs)
     models = ColourModels()
     raw: dict[int, list] = {}
@@ -262,6 +277,8 @@ def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: f
         claims = np.zeros((0, 4), np.float32)
         if masks is not None and len(cand):
             ids, claims = _predicted(trk)
+            if size is not None:
+                claims = np.clip(claims, 0, np.array([*size, *size], np.float32))
             rows, flags, origin_l = [], [], []
             for k, row in enumerate(cand):
                 parts, kind = None, COLOUR
@@ -279,48 +296,17 @@ def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: f
         for row in np.asarray(out).reshape(-1, 8):
             idx = int(row[7])
             if 0 <= idx < len(boxes):  # the detection itself, not the Kalman estimate
-                raw.setdefault(int(row[4]), []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]),
-                                                        int(shared[idx])))
-                # a whole blob no other track's predicted box reaches into is this walker alone: learn its colours
-                alone = not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1
-                if masks is not None and origin[idx] >= 0 and alone:
-                    models.learn(int(row[4]), masks.codes(t, int(origin[idx])))
+                tid, kind, hist = int(row[4]), int(shared[idx]), None
+                if masks is not None and origin[idx] >= 0:
+                    codes = masks.codes(t, int(origin[idx]))
+                    hist = histogram(codes).astype(np.float32)
+                    if models.known(tid) and similarity(hist, models.hist[tid]) < foreign:
+                        kind = FOREIGN  # not this walker's colours: the tracker handed its id to someone else
+                    # a whole blob no other track's predicted box reaches into is this walker alone: learn it
+                    elif not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1:
+                        models.learn(tid, codes)
+                raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist))
     return raw
-
-
-def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
-    """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
-    out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
-    for (fa, ba), (fb, bb) in zip(zip(frames[:-1], boxes[:-1], strict=True), zip(frames[1:], boxes[1:], strict=True),
-                                  strict=True):
-        if 1 < fb - fa <= max_gap + 1:
-            for f in range(int(fa) + 1, int(fb)):
-                out[f] = ba + (bb - ba) * (f - fa) / (fb - fa)
-    return out
-
-
-def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
-    """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
-    a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
-    the smaller box. A silhouette cut from such a box holds part of the other person too."""
-    spans = [_interpolated(f, b, max_gap) for f, b in tracks]
-    flags = []
-    for i, (frames, boxes) in enumerate(tracks):
-        bad = np.zeros(len(frames), bool)
-        for n, (f, box) in enumerate(zip(frames, boxes, strict=True)):
-            for j, span in enumerate(spans):
-                other = span.get(int(f))
-                if j == i or other is None:
-                    continue
-                tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
-                inter = float(np.prod(np.clip(br - tl, 0, None)))
-                area = min(float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None))),
-                           float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))))
-                if inter >= share * area:
-                    bad[n] = True
-                    break
-        flags.append(bad)
-    return flags
 
 
 def track_people(
@@ -331,26 +317,28 @@ def track_people(
     (the blobs' foreground, ``BlobMasks``) lets a blob several tracks claim be cut between them."""
     f = filters or TrackFilter()
     stats = TrackStats()
-    raw = run_tracker(candidates, tracker, fps, blobs, masks)
+    raw = run_tracker(candidates, tracker, fps, blobs, masks, size=(width, height))
     stats.tracks_found = len(raw)
-    tracks, shared = [], []
+    tracks, shared, colours = [], [], []
     for tid in sorted(raw, key=lambda k: raw[k][0][0]):
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
         shared.append(np.array([r[3] for r in rows], np.int64))
-    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
+        colours.append(np.stack([np.zeros(BINS, np.float32) if r[4] is None else r[4] for r in rows]))
+    merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
     pieces = []
-    for piece, is_merged, is_shared in zip(tracks, merged, shared, strict=True):
-        stats.frames_merged += int((is_merged | (is_shared > 0)).sum())
-        stats.blobs_shared += int((is_shared > 0).sum())
+    for piece, is_merged, is_shared, hists in zip(tracks, merged, shared, colours, strict=True):
+        stats.frames_foreign += int((is_shared == FOREIGN).sum())
+        stats.frames_merged += int((is_merged | ((is_shared > 0) & (is_shared != FOREIGN))).sum())
+        stats.blobs_shared += int(((is_shared == CUT) | (is_shared == COLOUR)).sum())
         stats.blobs_colour_split += int((is_shared == COLOUR).sum())
         # a part cut at a column followed the person the tracker predicted, but the tracker may swap ids
         # inside a blob cut that way: it is cut out like a merged frame. A part split by colour is that
         # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
         by_colour = is_shared == COLOUR
-        bad = (is_merged & ~by_colour) | (is_shared == CUT)
-        cut, lost = cut_segments((*piece, by_colour), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+        bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN)
+        cut, lost = cut_segments((*piece, by_colour, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
         stats.tracks_short += not cut  # nothing of it is left to link
@@ -360,7 +348,7 @@ def track_people(
     carried = coast(pieces, len(candidates), f.stitch_gap) if f.stitch_gap else None  # hidden in another's blob
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
-    for (frames, boxes, scores, by_colour), path in zip(pieces, paths, strict=True):
+    for (frames, boxes, scores, by_colour, _), path in zip(pieces, paths, strict=True):
         state = path.state[frames - path.frames[0]]  # of the detected frames
         stats.frames_border += int((state == BORDER).sum())
         stats.frames_small += int((state == SMALL).sum())

@@ -23,7 +23,8 @@ from pipeline.formats.video_cache import TRACK_STATES
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
                                              ("kept", "merged", "border", "small", "interpolated"))
-Piece = tuple[np.ndarray, ...]  # frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n])
+# frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n], colour histograms [n, BINS])
+Piece = tuple[np.ndarray, ...]
 FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
 
 
@@ -41,6 +42,41 @@ class PersonTrack(Track):
     """A kept track: its clean frames (the gait sequence: ``frames``, ``boxes``, ``scores``) and its trajectory."""
 
     trajectory: Trajectory | None = None
+
+
+def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
+    """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
+    out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
+    for (fa, ba), (fb, bb) in zip(zip(frames[:-1], boxes[:-1], strict=True), zip(frames[1:], boxes[1:], strict=True),
+                                  strict=True):
+        if 1 < fb - fa <= max_gap + 1:
+            for f in range(int(fa) + 1, int(fb)):
+                out[f] = ba + (bb - ba) * (f - fa) / (fb - fa)
+    return out
+
+
+def merged_frames(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
+    """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
+    a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
+    the smaller box. A silhouette cut from such a box holds part of the other person too."""
+    spans = [_interpolated(f, b, max_gap) for f, b in tracks]
+    flags = []
+    for i, (frames, boxes) in enumerate(tracks):
+        bad = np.zeros(len(frames), bool)
+        for n, (f, box) in enumerate(zip(frames, boxes, strict=True)):
+            for j, span in enumerate(spans):
+                other = span.get(int(f))
+                if j == i or other is None:
+                    continue
+                tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
+                inter = float(np.prod(np.clip(br - tl, 0, None)))
+                area = min(float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None))),
+                           float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))))
+                if inter >= share * area:
+                    bad[n] = True
+                    break
+        flags.append(bad)
+    return flags
 
 
 def cut_segments(piece: Piece, bad: np.ndarray, max_miss: int, min_length: int) -> tuple[list[Piece], int]:
@@ -79,11 +115,13 @@ def _features(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3], boxes[:, 3] - boxes[:, 1]], 1)
 
 
-def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: float = 25.0) -> float | None:
+def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: float = 25.0,
+              min_alike: float = 0.75) -> float | None:
     """The cost of ``b`` continuing ``a`` (None: it cannot): each one's line carried to the middle of the
     gap must meet the other's within ``max_offset`` heights (x and foot line), heights within a third,
-    and the two must not walk opposite ways. Lower is better: the offset plus the change of velocity
-    (heights per second) and of height."""
+    the two must not walk opposite ways, and where both carry colours (``_alike``) they must be at least
+    ``min_alike`` alike. Lower is better: the offset plus the change of velocity (heights per second),
+    of height and of colour."""
     gap = int(b[0][0] - a[0][-1])
     if not 0 < gap <= max_gap:
         return None
@@ -101,7 +139,24 @@ def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: fl
     if abs(sa[0]) > speed and abs(sb[0]) > speed and np.sign(sa[0]) != np.sign(sb[0]):
         return None
     dv = float(np.hypot(*(sa[:2] - sb[:2]))) / h * fps
-    return off + 0.5 * dv + abs(float(np.log(vb[2] / h)))
+    alike = _alike(a, b)
+    if alike is not None and alike < min_alike:
+        return None  # another walker's clothes
+    return off + 0.5 * dv + abs(float(np.log(vb[2] / h))) + (0.0 if alike is None else 1.0 - alike)
+
+
+def _alike(a: Piece, b: Piece) -> float | None:
+    """How alike the colours of ``a``'s last and ``b``'s first ``FIT`` frames are (Bhattacharyya
+    coefficient of their mean histograms, a 5th array of a piece); None without colours."""
+    if len(a) < 5 or len(b) < 5:
+        return None
+    ends = []
+    for hists in (a[4][-FIT:], b[4][:FIT]):
+        seen = hists[hists.sum(1) > 0]
+        if not len(seen):
+            return None
+        ends.append(seen.mean(0))
+    return float(np.sqrt(ends[0] * ends[1]).sum())
 
 
 def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: float = 25.0) -> tuple[list[Piece], int]:
@@ -223,4 +278,4 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     return out
 
 
-__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "join_cost", "stitch", "trajectories"]
+__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "merged_frames", "join_cost", "stitch", "trajectories"]
