@@ -245,8 +245,9 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     shares ``share`` of the smaller box with another track's, or where it is carried on hidden in
     another's blob (``coasted``, from ``coast``); else ``border`` / ``small`` where the detected box
     touches the image edge / is lower than ``min_height`` of the frame; else ``kept`` where detected
-    and ``interpolated`` where not. The box is the detected one where there is one (a blob the tracker
-    saw holding two people was cut out before linking) and a straight line between detected boxes
+    and ``interpolated`` where not (a piece's 4th array, its frames split off a shared blob by colour:
+    ``merged``). The box is the detected one where there is one (a blob the tracker saw holding two
+    people and cut at a column was cut out before linking) and a straight line between detected boxes
     elsewhere: measured on synthetic crowds, a detected box beside a hidden person follows its
     walker better than the line does."""
     empty = (np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
