@@ -163,3 +163,23 @@ def test_a_walker_swallowed_by_a_nearer_ones_blob_is_carried_on_while_the_blob_h
     assert (pb.state[pb.frames < 60] == MERGED).all() and (pb.state[pb.frames >= 60] == KEPT).all()
     short = coast([a, b], n_frames=80, max_frames=5)[0][1]
     assert short[0].tolist() == list(range(40, 45))  # never longer than max_frames
+
+
+def test_a_walker_coming_in_at_the_edge_is_followed_from_its_first_partial_box() -> None:
+    """A walker enters at the left edge: its first boxes are thin slivers growing by 6 px a frame that
+    the tracker never matched (its track starts at frame 6). They are added to the track (touching the
+    edge, each within its next box); a sliver at the other edge, or one another track holds, is not."""
+    from pipeline.extract.track_link import extend_at_border
+
+    f, boxes, scores = piece(range(6, 30), 0, 0)
+    boxes[:, 0] = 0
+    boxes[:, 2] = np.minimum(6.0 * (f + 1), 40)  # it widens while it comes in, then walks at 40 px wide
+    cands = [np.zeros((0, 5), np.float32) for _ in range(30)]
+    for t in range(1, 6):
+        cands[t] = np.array([[0, 60, 6 * (t + 1), 180, 0.5], [W - 5, 60, W, 180, 0.5]], np.float32)
+    other = piece(range(0, 3), 0, 0, w=8)  # another track holds the sliver of frames 0-2
+    (mine, theirs), added = extend_at_border([(f, boxes, scores), other], cands, W, H, border=3)
+    assert added == 3 and mine[0].tolist() == list(range(3, 30))  # 3..5 added; 2 is the other track's
+    assert np.array_equal(mine[1][:3, 2], [24, 30, 36]) and theirs[0].tolist() == [0, 1, 2]
+    (alone,), _ = extend_at_border([(f, boxes, scores)], cands[:1] + [np.zeros((0, 5), np.float32)] * 29, W, H, 3)
+    assert alone[0][0] == 6  # no sliver: nothing added

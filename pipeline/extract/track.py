@@ -18,7 +18,8 @@ kept only where it is one whole person:
   column (``share_blob``), so the tracker keeps both; those frames are merged (never in a gait sequence);
 - a raw track is cut at merged frames (colour-split ones excepted: those pixels are its walker's) and
   where it missed more than ``cut_gap`` frames, and the pieces are re-linked by motion
-  (``pipeline.extract.track_link``); a walker swallowed by another's blob is carried on (``coast``);
+  (``pipeline.extract.track_link``); a walker swallowed by another's blob is carried on (``coast``),
+  and one coming in at (going out of) the edge is followed through its first (last) slivers (``extend_at_border``);
 - a track with under ``min_length`` frames of its own (clean or colour-split), under ``min_clean``
   clean ones, or not person-shaped (median height/width outside ``aspect``, or a jumpy height), is not kept.
 
@@ -55,6 +56,7 @@ from pipeline.extract.track_link import (
     PersonTrack,
     coast,
     cut_segments,
+    extend_at_border,
     merged_frames,
     stitch,
     trajectories,
@@ -96,6 +98,7 @@ class TrackStats:
     blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
+    frames_entering: int = 0  # border detections of a walker coming in / going out, added to its track
     frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
@@ -345,6 +348,7 @@ def track_people(
     stats.segments = len(pieces)
     if f.stitch_gap:
         pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
+    pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
     carried = coast(pieces, len(candidates), f.stitch_gap) if f.stitch_gap else None  # hidden in another's blob
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []

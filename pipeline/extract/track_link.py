@@ -233,6 +233,60 @@ def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0
     return out
 
 
+def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: int, height: int, border: int,
+                     inside: float = 0.7, max_frames: int = 30) -> tuple[list[Piece], int]:
+    """Each track carried back from its first frame (and on from its last) through the candidates of a
+    walker coming in at (going out of) the picture's edge: a box touching the edge that lies mostly
+    (``inside`` of it) within the track's next (previous) box, taken by no other track. A walker's first
+    frames in the picture are small, fast-growing boxes no tracker matches. Returns the tracks and the
+    frames added."""
+    taken = [dict(zip(p[0].tolist(), p[1], strict=True)) for p in tracks]
+    out, added = [], 0
+    for i, piece in enumerate(tracks):
+        new: dict[bool, list[tuple[int, np.ndarray, float]]] = {False: [], True: []}
+        for at_end in (False, True):
+            t, box = (int(piece[0][-1]), piece[1][-1]) if at_end else (int(piece[0][0]), piece[1][0])
+            step = 1 if at_end else -1
+            for _ in range(max_frames):
+                t += step
+                if not 0 <= t < len(candidates) or t in taken[i]:
+                    break
+                cand = np.asarray(candidates[t], np.float32).reshape(-1, 5)
+                edge = ((cand[:, 0] <= border) | (cand[:, 1] <= border) | (cand[:, 2] >= width - border)
+                        | (cand[:, 3] >= height - border))
+                grow = np.array([0.1, 0.1, 0.1, 0.1]) * np.tile(box[2:] - box[:2], 2) * [-1, -1, 1, 1]
+                ok = edge & (_shares(cand[:, :4], box + grow) >= inside)
+                for j, d in enumerate(taken):
+                    if j != i and t in d:
+                        held = np.array([_shares(d[t][None], c)[0] for c in cand[:, :4]])
+                        ok &= (_shares(cand[:, :4], d[t]) < 0.5) & (held < 0.5)  # its box, or one inside it
+                if not ok.any():
+                    break
+                k = int(np.flatnonzero(ok)[np.argmax(np.prod(cand[ok, 2:4] - cand[ok, :2], 1))])
+                box = cand[k, :4]
+                new[at_end].append((t, box, float(cand[k, 4])))
+        if not new[False] and not new[True]:
+            out.append(piece)
+            continue
+        before, after = new[False][::-1], new[True]
+        added += len(before) + len(after)
+        parts = [piece[0], piece[1], piece[2]]
+        extra = [(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.float32).reshape(-1, 4),
+                  np.array([r[2] for r in rows], np.float32)) for rows in (before, after)]
+        cols = [np.concatenate([extra[0][m], parts[m], extra[1][m]]) for m in range(3)]
+        for m in range(3, len(piece)):  # split flags / colours: none for the added frames
+            pad = [np.zeros((len(x[0]), *piece[m].shape[1:]), piece[m].dtype) for x in extra]
+            cols.append(np.concatenate([pad[0], piece[m], pad[1]]))
+        out.append(tuple(cols))
+    return out, added
+
+
+def _shares(boxes: np.ndarray, host: np.ndarray) -> np.ndarray:
+    """float [n]: the share of each of ``boxes`` [n, 4] that lies within ``host`` [4]."""
+    inter = np.prod(np.clip(np.minimum(boxes[:, 2:], host[2:]) - np.maximum(boxes[:, :2], host[:2]), 0, None), 1)
+    return inter / np.maximum(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1e-6, None), 1), 1e-6)
+
+
 def _inside(box: np.ndarray, host: np.ndarray) -> float:
     """The share of ``box`` that lies within ``host``."""
     inter = np.prod(np.clip(np.minimum(box[2:], host[2:]) - np.maximum(box[:2], host[:2]), 0, None))
@@ -279,4 +333,4 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     return out
 
 
-__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "merged_frames", "join_cost", "stitch", "trajectories"]
+__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "extend_at_border", "merged_frames", "join_cost", "stitch", "trajectories"]
