@@ -235,14 +235,14 @@ class BlobMasks:
         return self._fg(t, k) if self.crops[t][k][3] else None
 
     def colours(self, t: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Blob ``k`` of frame ``t``: its foreground bool [h, w] and colour codes uint8 [h, w] (0 off it)."""
+        """Blob ``k`` of frame ``t``: its foreground bool [h, w] and colour codes uint16 [h, w] (0 off it)."""
         fg = self._fg(t, k)
-        codes = np.zeros(fg.shape, np.uint8)
+        codes = np.zeros(fg.shape, np.uint16)
         codes[fg] = self.crops[t][k][2]
         return fg, codes
 
     def codes(self, t: int, k: int) -> np.ndarray:
-        """uint8 [n]: the colour codes of blob ``k``'s foreground pixels in frame ``t``."""
+        """uint16 [n]: the colour codes of blob ``k``'s foreground pixels in frame ``t``."""
         return self.crops[t][k][2]
 
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-BINS = 256  # 4 lightness x 8 a x 8 b: coarse enough for shading, fine enough for clothing
+BINS = 1024  # 4 lightness x 16 a x 16 b: coarse enough for shading, fine enough to tell clothes apart
 PRIOR = 0.5 / BINS  # a colour never seen on a track is unlikely, not impossible
 
 
 def lab_codes(frame: np.ndarray) -> np.ndarray:
-    """uint8 [H, W]: each pixel's coarse CIE Lab colour code (``BINS`` of them) of a BGR uint8 frame."""
+    """uint16 [H, W]: each pixel's coarse CIE Lab colour code (``BINS`` of them) of a BGR uint8 frame."""
     lab = cv2.cvtColor(frame, cv2.COLOR_BGR2LAB)
-    return ((lab[..., 0] >> 6) << 6 | (lab[..., 1] >> 5) << 3 | (lab[..., 2] >> 5)).astype(np.uint8)
+    lab = lab.astype(np.uint16)
+    return (lab[..., 0] >> 6) << 8 | (lab[..., 1] >> 4) << 4 | (lab[..., 2] >> 4)
 
 
 def histogram(codes: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ class ColourModels:
 def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: np.ndarray,
                     hists: list[np.ndarray], areas: list[float], max_alike: float = 0.8,
                     min_part: float = 0.15) -> list[np.ndarray] | None:
-    """Split blob ``row`` [5] (foreground ``fg`` bool [h, w], colour codes ``codes`` uint8 [h, w]) between
+    """Split blob ``row`` [5] (foreground ``fg`` bool [h, w], colour codes ``codes`` uint16 [h, w]) between
     the predicted boxes ``claims`` [M, 4] (image coordinates) of tracks with colours ``hists`` and usual
     areas ``areas``. A pixel goes to the claimant maximising log p(colour) minus how far (in its box
     heights) it lies outside that claimant's box (a colour both wear goes to the one that wears more of it:
