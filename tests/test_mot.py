@@ -103,6 +103,38 @@ def test_track_from_cache_pastes_the_silhouette_back() -> None:
     track = track_from_cache(cache, track_id=4)
     assert track.track_id == 4 and track.frames.tolist() == [2]
     assert np.array_equal(track.masks[0], frame)
+    same = track_from_cache(cache, track_id=4, trajectory=True)  # no trajectory stored: the kept frames
+    assert same.frames.tolist() == [2] and same.masks is None and np.array_equal(same.boxes, cache.box)
+
+
+def test_a_cache_trajectory_round_trips_and_is_what_tracking_is_scored_on(tmp_path) -> None:
+    from pipeline.formats.video_cache import TRACK_STATES, VideoCache, check_cache, read_video_cache, write_video_cache
+    from pipeline.geometry import CANVAS
+
+    frames = [3, 6]  # kept; 4-5 merged with someone, on the line between 3 and 6
+    path_boxes = np.array([[0, 0, 10, 20], [2, 0, 12, 20], [4, 0, 14, 20], [6, 0, 16, 20]], np.float32)
+    state = [TRACK_STATES.index(s) for s in ("kept", "merged", "merged", "kept")]
+    cache = VideoCache(video="v.avi", subject="s.1", condition="c", view="090", fps=25.0, width=80, height=60,
+                       n_frames=8, fingerprint="f", settings={}, depth_near_is_large=False, frames=frames,
+                       box=path_boxes[[0, 3]], score=[1.0, 1.0], crop_box=[[0, 0, 10, 20]] * 2,
+                       crop_size=[[20, 10]] * 2, mask=np.zeros((2, *CANVAS)), depth=np.zeros((2, *CANVAS)),
+                       track=1, track_frames=[3, 4, 5, 6], track_boxes=path_boxes, track_state=state)
+    back = read_video_cache(write_video_cache(tmp_path / "c.h5", cache))
+    assert check_cache(back.path, "f") is None
+    got = back.trajectory()
+    assert got[0].tolist() == [3, 4, 5, 6] and np.array_equal(got[1], path_boxes) and got[2].tolist() == [0, 1, 1, 0]
+    assert back.frames.tolist() == [3, 6]  # the gait sequence stays the kept frames
+    track = track_from_cache(back, 1, trajectory=True)
+    truth = np.full((1, 8, 4), np.nan)
+    truth[0, 3:7] = path_boxes
+    assert evaluate_tracks(truth, [track]).walker_hit_rate == [1.0]
+    assert evaluate_tracks(truth, [track_from_cache(back, 1)]).walker_hit_rate == [0.5]
+    from dataclasses import replace
+
+    from pipeline.formats.video_cache import ExtractCacheError
+
+    with pytest.raises(ExtractCacheError, match="track_state and track_frames differ"):
+        replace(cache, track_state=state[:3])
 
 
 def test_bench_takes_any_extract_step(tmp_path) -> None:
@@ -126,8 +158,12 @@ def test_bench_takes_any_extract_step(tmp_path) -> None:
         return tracks
 
     rows, fps = bench.run_bench(tmp_path, oracle)
-    assert len(rows) == 1 and fps > 0
-    assert rows[0]["mota"] == 1.0 and rows[0]["idf1"] == 1.0 and rows[0]["num_switches"] == 0
-    assert [t["mask_iou"] for t in rows[0]["tracks"]] == [1.0, 1.0]
-    summary = bench.summarise(rows)
-    assert summary["walkers_followed"] == 2 and summary["spare_tracks_max"] == 0
+    assert len(rows) == 1 and fps > 0 and set(bench.SCORES) <= set(rows[0])
+    kept = rows[0]["kept"]
+    assert kept["mota"] == 1.0 and kept["idf1"] == 1.0 and kept["num_switches"] == 0
+    assert [t["mask_iou"] for t in kept["tracks"]] == [1.0, 1.0]
+    assert rows[0]["trajectory"]["idf1"] == 1.0  # one list: scored as the trajectory too, without masks
+    assert [t["mask_iou"] for t in rows[0]["trajectory"]["tracks"]] == [None, None]
+    summary = bench.summarise_all(rows)
+    assert summary["kept"]["walkers_followed"] == 2 and summary["kept"]["spare_tracks_max"] == 0
+    assert summary["trajectory_amodal"]["walkers"] == 2

@@ -20,9 +20,10 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.extract.bgsub import BackgroundModel, background_sample, find_background_file
-from pipeline.extract.detect import Track, select_track
+from pipeline.extract.detect import BgSubDetector, Track, select_track
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
+from pipeline.extract.track import BlobMasks, track_people
 from pipeline.extract.video import VideoError, VideoReader, frame_sizes, prefetch
 from pipeline.formats.storage import StorageError
 from pipeline.formats.video_cache import (
@@ -71,7 +72,7 @@ class TrackHead:
     """What the detect pass knows: the cache's header fields and the track's per-frame arrays."""
 
     header: dict[str, Any]  # pipeline.formats.video_cache.HEADER fields
-    track: dict[str, np.ndarray]  # frames, box, score, crop_box (T rows)
+    track: dict[str, np.ndarray]  # frames, box, score, crop_box (T rows); track_frames, _boxes, _state (N rows)
 
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # mask uint8 [B, 128, 96], depth float16 [B, 128, 96], crop_size [B, 2]
@@ -94,15 +95,14 @@ def _background(path: Path, bg_file: Path | None, reader: VideoReader, settings:
         return BackgroundModel(sample)  # the sample (up to 64 full frames) is freed on return
 
 
-def _find_tracks(candidates: list[np.ndarray], settings: ExtractSettings, info: Any, splits: int) -> tuple[list[Track], dict]:
+def _find_tracks(candidates: list[np.ndarray], settings: ExtractSettings, info: Any, splits: int,
+                 masks: BlobMasks | None = None) -> tuple[list[Track], dict]:
     """``longest``: the one walker (``select_track``); ``all``: every person track that passes the filters."""
     if settings.track_mode == "longest":
         track = select_track(candidates)
         return ([] if track is None else [track]), {}
-    from pipeline.extract.track import track_people
-
     tracks, stats = track_people(candidates, info.width, info.height, info.fps, settings.tracker,
-                                 blobs=settings.detector == "bgsub")
+                                 blobs=settings.detector == "bgsub", masks=masks)
     stats.blobs_split = splits
     return tracks, stats.to_dict()
 
@@ -130,11 +130,13 @@ def stream_video(
     models.segmenter.reset(background)
 
     candidates: list[np.ndarray] = []
+    # --tracks all over bgsub blobs: keep the blobs' foreground, so one that several tracks claim is cut between them
+    masks = BlobMasks() if settings.track_mode == "all" and isinstance(models.detector, BgSubDetector) else None
     bar = progress_bar(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
                position=1, disable=not progress)
     with stage("detect", path), bar:
         for _, frames in prefetch(reader.batches(bs)):
-            candidates.extend(models.detector(frames))
+            candidates.extend(masks.detect(models.detector, frames) if masks else models.detector(frames))
             bar.update(len(frames))
             heartbeat()
     n = reader.n_decoded or 0
@@ -143,8 +145,8 @@ def stream_video(
     if n < MIN_FRAMES:
         warnings.append(("decode", f"{path}: only {n} frame(s); a gait sequence needs at least {MIN_FRAMES}"))
     with stage("track", path):
-        tracks, dropped = _find_tracks(candidates, settings, info, int(getattr(models.detector, "splits", 0)))
-    del candidates
+        tracks, dropped = _find_tracks(candidates, settings, info, int(getattr(models.detector, "splits", 0)), masks)
+    del candidates, masks
     if not tracks:
         why = "" if not dropped else f" that passes the track filters ({dropped})"
         raise StageError("detect", f"{path}: no person found{why} in any of its {n} frames")
@@ -168,7 +170,11 @@ def stream_video(
             width=info.width, height=info.height, n_frames=n, fingerprint=fp, settings=recorded,
             depth_near_is_large=bool(models.depth.near_is_large), track=number, tracking=dropped,
         )
-        heads.append(TrackHead(header, {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crop}))
+        arrays = {"frames": track.frames, "box": track.boxes, "score": track.scores, "crop_box": crop}
+        followed = getattr(track, "trajectory", None)  # --tracks all: every frame the track follows (track_link)
+        if followed is not None:
+            arrays.update(track_frames=followed.frames, track_boxes=followed.boxes, track_state=followed.state)
+        heads.append(TrackHead(header, arrays))
         crops.append(crop)
     yield heads
 

@@ -13,10 +13,20 @@ kept only where it is one whole person:
 - frames where a track's box overlaps another track's box (a blob holding two people: they
   merged; or one hides part of the other) are dropped for both, rather than keep a two-person
   silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
-- a track shorter than ``min_length`` frames, or not person-shaped (median height/width outside
-  ``aspect``, or a height that jumps from frame to frame), is not kept.
+- with the blobs' foreground and colours (``BlobMasks``), a blob that several tracks' predicted boxes
+  lie in is split between them by each track's clothing colours (``split_by_colour``), or else cut at a
+  column (``share_blob``), so the tracker keeps both; those frames are merged (never in a gait sequence);
+- a raw track is cut at merged frames (colour-split ones excepted: those pixels are its walker's) and
+  where it missed more than ``cut_gap`` frames, and the pieces are re-linked by motion
+  (``pipeline.extract.track_link``); a walker swallowed by another's blob is carried on (``coast``),
+  and one coming in at (going out of) the edge is followed through its first (last) slivers (``extend_at_border``);
+- a track with under ``min_length`` frames of its own (clean or colour-split), under ``min_clean``
+  clean ones, or not person-shaped (median height/width outside ``aspect``, or a jumpy height), is not kept.
 
-Every drop is counted in ``TrackStats`` (stored in each cache, shown by ``depthgait-prep status``).
+A kept track is a ``PersonTrack``: its clean frames (the gait sequence) and its trajectory, every
+frame from its first to its last with a box and a state (kept / merged / border / small /
+interpolated). Every drop is counted in ``TrackStats`` (stored in each cache, shown by
+``depthgait-prep status``).
 """
 from __future__ import annotations
 
@@ -27,8 +37,32 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.extract.detect import Track
 from pipeline.extract.settings import TRACKERS
+from pipeline.extract.track_colour import (
+    BINS,
+    ColourModels,
+    colour_parts,
+    histogram,
+    inside_share,
+    lab_codes,
+    share_blob,
+    similarity,
+)
+from pipeline.extract.track_link import (
+    BORDER,
+    KEPT,
+    MERGED,
+    SMALL,
+    PersonTrack,
+    coast,
+    cut_segments,
+    extend_at_border,
+    merged_frames,
+    stitch,
+    trajectories,
+)
+
+CUT, COLOUR, FOREIGN = 1, 2, 3  # a part of a blob cut at a column / split by colour; another walker's colours
 
 
 @dataclass(frozen=True)
@@ -36,13 +70,16 @@ class TrackFilter:
     """What a kept track must be; recorded in the cache fingerprint with ``--tracks all``."""
 
     min_height: float = 0.12  # share of the frame height
-    min_length: int = 10  # frames left after the per-frame drops
+    min_length: int = 10  # frames of its own (clean, or split off a shared blob by colour) a track must have
+    min_clean: int = 1  # clean frames (its gait sequence) a kept track must have
     border: int = 3  # pixels: a box this close to an image edge touches it (a body cut by the edge)
     aspect: tuple[float, float] = (1.2, 5.0)  # median box height / width of a person
     max_height_jump: float = 0.15  # median relative change of the box height between frames
     merge_share: float = 0.2  # two tracks' boxes sharing this much of the smaller one: the two merged
     max_gap: int = 5  # frames a track may miss and still be interpolated for the merge test
     stitch_gap: int = 30  # frames a person may be hidden and come back as the same track (0: never)
+    cut_gap: int = 1  # frames a raw track may miss before it is cut there (and re-linked by motion)
+    min_segment: int = 3  # frames of a piece of a raw track worth re-linking
 
 
 @dataclass
@@ -57,6 +94,14 @@ class TrackStats:
     frames_small: int = 0
     frames_merged: int = 0
     blobs_split: int = 0
+    blobs_shared: int = 0  # detections that are one track's part of a blob several tracks claimed
+    blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
+    segments: int = 0  # clean pieces the raw tracks were cut into
+    segments_joined: int = 0  # joins made re-linking them
+    frames_entering: int = 0  # border detections of a walker coming in / going out, added to its track
+    frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
+    frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
+    frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -154,125 +199,174 @@ def _split(fg: np.ndarray, row: np.ndarray, max_width: float, depth: int = 0) ->
     return parts or [row]
 
 
+class BlobMasks:
+    """Each candidate blob's foreground and colour codes (``lab_codes``), frame by frame (bgsub with
+    ``--tracks all``): what ``run_tracker`` learns each track's colours from and what ``share_blob`` /
+    ``split_by_colour`` cut when several tracks claim one blob. ``detect(detector, frames)`` runs a
+    ``BgSubDetector``'s own steps (foreground, blobs, ``split_blobs``); ``crop`` gives the foreground only
+    of blobs at least ``min_width`` of their height wide (a narrower one is one person: never column-cut)."""
+
+    def __init__(self, min_width: float = 0.4) -> None:
+        self.min_width = min_width
+        # per frame, per candidate: packed foreground, its shape, the colour codes of its foreground pixels, wide
+        self.crops: list[list[tuple[np.ndarray, tuple[int, int], np.ndarray, bool]]] = []
+
+    def detect(self, detector: Any, frames: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for frame in frames:
+            fg = detector.model.foreground(frame)
+            cand, n = split_blobs(fg, detector.model.blobs(fg))
+            detector.splits += n
+            codes = lab_codes(frame)
+            self.crops.append([])
+            for x0, y0, x1, y1 in cand[:, :4].astype(int):
+                crop = fg[y0:y1, x0:x1]
+                wide = x1 - x0 >= self.min_width * (y1 - y0)
+                self.crops[-1].append((np.packbits(crop, axis=None), crop.shape, codes[y0:y1, x0:x1][crop], wide))
+            out.append(cand)
+        return out
+
+    def _fg(self, t: int, k: int) -> np.ndarray:
+        packed, shape = self.crops[t][k][:2]
+        return np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+
+    def crop(self, t: int, k: int) -> np.ndarray | None:
+        """bool [h, w]: the foreground of wide blob ``k`` of frame ``t`` (None: a narrow one)."""
+        return self._fg(t, k) if self.crops[t][k][3] else None
+
+    def colours(self, t: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Blob ``k`` of frame ``t``: its foreground bool [h, w] and colour codes uint16 [h, w] (0 off it)."""
+        fg = self._fg(t, k)
+        codes = np.zeros(fg.shape, np.uint16)
+        codes[fg] = self.crops[t][k][2]
+        return fg, codes
+
+    def codes(self, t: int, k: int) -> np.ndarray:
+        """uint16 [n]: the colour codes of blob ``k``'s foreground pixels in frame ``t``."""
+        return self.crops[t][k][2]
+
+
+def _predicted(trk: Any) -> tuple[list[int], np.ndarray]:
+    """Ids and boxes [M, 4]: where the tracker's confirmed tracks (followed or lost) will be in the next frame."""
+    out, ids = [], []
+    for track in (*trk.tracked_stracks, *trk.lost_stracks):
+        if track.mean is None or not track.is_activated:
+            continue
+        mean = track.mean
+        track.mean = mean.copy()
+        track.mean[:4] += mean[4:8]  # one step of its Kalman filter's constant velocity
+        out.append(np.asarray(track.xyxy, np.float32))
+        ids.append(int(track.track_id))
+        track.mean = mean
+    return ids, (np.stack(out) if out else np.zeros((0, 4), np.float32))
+
+
 def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: float = 25.0,
-                blobs: bool = False) -> dict[int, list]:
-    """Raw tracks: tracker id -> [(frame, box [4], score)] for every frame the tracker matched a detection."""
+                blobs: bool = False, masks: BlobMasks | None = None, colour: bool = True,
+                size: tuple[int, int] | None = None, foreign: float = 0.5) -> dict[int, list]:
+    """Raw tracks: tracker id -> [(frame, box [4], score, shared, colours)] for every frame the tracker matched
+    a detection (``colours``: the whole blob's colour histogram, or None for a part of one); ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split by colour,
+    else 0. With ``masks`` each track's colours are learnt where its blob is its own, and a blob several
+    tracks claim is first split between them by colour (``split_by_colour``; ``colour``), or else cut
+    between them at a column (``share_blob``). ``size`` (width, height): predicted boxes are clipped to
+    the picture (a walker entering at its edge still claims the blob it walks into). A whole blob whose
+    colours are less than ``foreign`` alike (``similarity``) to its track's is ``FOREIGN``."""
     trk = make_tracker(tracker, fps, blobs)
+    models = ColourModels()
     raw: dict[int, list] = {}
     for t, cand in enumerate(candidates):
+        cand = np.asarray(cand, np.float32).reshape(-1, 5)
+        shared, origin = np.zeros(len(cand), np.int64), np.arange(len(cand))
+        claims = np.zeros((0, 4), np.float32)
+        if masks is not None and len(cand):
+            ids, claims = _predicted(trk)
+            if size is not None:
+                claims = np.clip(claims, 0, np.array([*size, *size], np.float32))
+            rows, flags, origin_l = [], [], []
+            for k, row in enumerate(cand):
+                parts, kind = None, COLOUR
+                if len(claims) > 1 and colour:
+                    parts = colour_parts(row, masks.colours(t, k), ids, claims, models)
+                if parts is None:
+                    fg = masks.crop(t, k) if len(claims) > 1 else None
+                    parts, kind = (share_blob(row, fg, claims) if fg is not None else [row]), CUT
+                rows.extend(parts)
+                flags.extend([kind if len(parts) > 1 else 0] * len(parts))
+                origin_l.extend([k if len(parts) == 1 else -1] * len(parts))
+            cand, shared, origin = np.stack(rows), np.array(flags), np.array(origin_l)
         boxes = _Boxes(cand)
         out = trk.update(boxes, None) if len(boxes) else trk.update(_Boxes(np.zeros((0, 5))), None)
         for row in np.asarray(out).reshape(-1, 8):
             idx = int(row[7])
             if 0 <= idx < len(boxes):  # the detection itself, not the Kalman estimate
-                raw.setdefault(int(row[4]), []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4])))
+                tid, kind, hist = int(row[4]), int(shared[idx]), None
+                if masks is not None and origin[idx] >= 0:
+                    codes = masks.codes(t, int(origin[idx]))
+                    hist = histogram(codes).astype(np.float32)
+                    if models.known(tid) and similarity(hist, models.hist[tid]) < foreign:
+                        kind = FOREIGN  # not this walker's colours: the tracker handed its id to someone else
+                    # a whole blob no other track's predicted box reaches into is this walker alone: learn it
+                    elif not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1:
+                        models.learn(tid, codes)
+                raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist))
     return raw
-
-
-def stitch(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_gap: int, max_offset: float = 0.5,
-           ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Join a track that ends to one that starts at most ``max_gap`` frames later where the first one's
-    motion leads (centre within ``max_offset`` of a height of the extrapolated one, height within a
-    third): a person hidden behind another for a while comes back as the same track, not a new one."""
-    tracks = sorted(tracks, key=lambda tr: int(tr[0][0]))
-    joined = True
-    while joined:
-        joined = False
-        best: tuple[float, int, int] | None = None
-        for i, (fa, ba, _) in enumerate(tracks):
-            tail = slice(max(0, len(fa) - 16), len(fa))  # a least-squares line: a last box cut by an occluder does not steer
-            ca = (ba[tail, :2] + ba[tail, 2:]) / 2  # [n, 2] centres
-            ha = float(np.median(ba[tail, 3] - ba[tail, 1]))
-            ft = fa[tail].astype(np.float64)
-            vel = (np.polyfit(ft, ca, 1)[0] if len(ca) > 2 and np.ptp(ft) > 0 else np.zeros(2))
-            for j, (fb, bb, _) in enumerate(tracks):
-                gap = int(fb[0] - fa[-1])
-                if j == i or not 0 < gap <= max_gap:
-                    continue
-                hb = float(bb[0, 3] - bb[0, 1])
-                start = (bb[:3, :2] + bb[:3, 2:]).mean(0) / 2  # its first frames' centre
-                off = float(np.linalg.norm(ca.mean(0) + vel * (fb[0] - ft.mean()) - start)) / max(ha, 1.0)
-                if off <= max_offset and 0.75 <= hb / max(ha, 1.0) <= 1.33 and (best is None or off < best[0]):
-                    best = (off, i, j)
-        if best is not None:
-            _, i, j = best
-            a, b = tracks[i], tracks[j]
-            tracks[i] = tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))  # type: ignore[assignment]
-            del tracks[j]
-            joined = True
-    return tracks
-
-
-def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
-    """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
-    out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
-    for (fa, ba), (fb, bb) in zip(zip(frames[:-1], boxes[:-1], strict=True), zip(frames[1:], boxes[1:], strict=True),
-                                  strict=True):
-        if 1 < fb - fa <= max_gap + 1:
-            for f in range(int(fa) + 1, int(fb)):
-                out[f] = ba + (bb - ba) * (f - fa) / (fb - fa)
-    return out
-
-
-def _merged(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
-    """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
-    a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
-    the smaller box. A silhouette cut from such a box holds part of the other person too."""
-    spans = [_interpolated(f, b, max_gap) for f, b in tracks]
-    flags = []
-    for i, (frames, boxes) in enumerate(tracks):
-        bad = np.zeros(len(frames), bool)
-        for n, (f, box) in enumerate(zip(frames, boxes, strict=True)):
-            for j, span in enumerate(spans):
-                other = span.get(int(f))
-                if j == i or other is None:
-                    continue
-                tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
-                inter = float(np.prod(np.clip(br - tl, 0, None)))
-                area = min(float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None))),
-                           float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))))
-                if inter >= share * area:
-                    bad[n] = True
-                    break
-        flags.append(bad)
-    return flags
 
 
 def track_people(
     candidates: list[np.ndarray], width: int, height: int, fps: float = 25.0, tracker: str = "bytetrack",
-    filters: TrackFilter | None = None, blobs: bool = False,
-) -> tuple[list[Track], TrackStats]:
-    """Every kept person track (ordered by first frame) and the counts of what was dropped."""
+    filters: TrackFilter | None = None, blobs: bool = False, masks: BlobMasks | None = None,
+) -> tuple[list[PersonTrack], TrackStats]:
+    """Every kept person track (ordered by first frame) and the counts of what was dropped; ``masks``
+    (the blobs' foreground, ``BlobMasks``) lets a blob several tracks claim be cut between them."""
     f = filters or TrackFilter()
     stats = TrackStats()
-    raw = run_tracker(candidates, tracker, fps, blobs)
+    raw = run_tracker(candidates, tracker, fps, blobs, masks, size=(width, height))
     stats.tracks_found = len(raw)
-    tracks = []
+    tracks, shared, colours = [], [], []
     for tid in sorted(raw, key=lambda k: raw[k][0][0]):
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
+        shared.append(np.array([r[3] for r in rows], np.int64))
+        colours.append(np.stack([np.zeros(BINS, np.float32) if r[4] is None else r[4] for r in rows]))
+    merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
+    pieces = []
+    for piece, is_merged, is_shared, hists in zip(tracks, merged, shared, colours, strict=True):
+        stats.frames_foreign += int((is_shared == FOREIGN).sum())
+        stats.frames_merged += int((is_merged | ((is_shared > 0) & (is_shared != FOREIGN))).sum())
+        stats.blobs_shared += int(((is_shared == CUT) | (is_shared == COLOUR)).sum())
+        stats.blobs_colour_split += int((is_shared == COLOUR).sum())
+        # a part cut at a column followed the person the tracker predicted, but the tracker may swap ids
+        # inside a blob cut that way: it is cut out like a merged frame. A part split by colour is that
+        # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
+        by_colour = is_shared == COLOUR
+        bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN)
+        cut, lost = cut_segments((*piece, by_colour, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+        pieces.extend(cut)
+        stats.frames_fragment += lost
+        stats.tracks_short += not cut  # nothing of it is left to link
+    stats.segments = len(pieces)
     if f.stitch_gap:
-        tracks = stitch(tracks, f.stitch_gap)
-    merged = _merged([(fr, bx) for fr, bx, _ in tracks], f.merge_share, max(f.max_gap, f.stitch_gap))
-    kept: list[Track] = []
-    for (frames, boxes, scores), is_merged in zip(tracks, merged, strict=True):
-        h = boxes[:, 3] - boxes[:, 1]
-        at_border = ((boxes[:, 0] <= f.border) | (boxes[:, 1] <= f.border) | (boxes[:, 2] >= width - f.border)
-                     | (boxes[:, 3] >= height - f.border))
-        small = h < f.min_height * height
-        stats.frames_border += int(at_border.sum())
-        stats.frames_small += int((small & ~at_border).sum())
-        stats.frames_merged += int((is_merged & ~at_border & ~small).sum())
-        keep = ~(at_border | small | is_merged)
-        frames, boxes, scores = frames[keep], boxes[keep], scores[keep]
-        if len(frames) < f.min_length:
+        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
+    pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
+    carried = coast(pieces, len(candidates), f.stitch_gap) if f.stitch_gap else None  # hidden in another's blob
+    paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
+    kept: list[PersonTrack] = []
+    for (frames, boxes, scores, by_colour, _), path in zip(pieces, paths, strict=True):
+        state = path.state[frames - path.frames[0]]  # of the detected frames
+        stats.frames_border += int((state == BORDER).sum())
+        stats.frames_small += int((state == SMALL).sum())
+        # found merged once linked (a hidden person on its line); colour-split parts were counted above
+        stats.frames_merged += int(((state == MERGED) & ~by_colour).sum())
+        keep = state == KEPT
+        if keep.sum() < f.min_clean or (keep | by_colour).sum() < f.min_length:
             stats.tracks_short += 1
             continue
-        if not person_shaped(boxes, f):
+        if not person_shaped(boxes[keep], f):
             stats.tracks_not_person += 1
             continue
-        kept.append(Track(frames, boxes, scores))
+        stats.frames_interpolated += len(path.frames) - len(frames)  # not detected: on its line
+        kept.append(PersonTrack(frames[keep], boxes[keep], scores[keep], trajectory=path))
     stats.tracks_kept = len(kept)
     return kept, stats
 
@@ -286,4 +380,5 @@ def person_shaped(boxes: np.ndarray, f: TrackFilter) -> bool:
     return f.aspect[0] <= aspect <= f.aspect[1] and jump <= f.max_height_jump
 
 
-__all__ = ["TRACKERS", "TrackFilter", "TrackStats", "make_tracker", "person_shaped", "split_blobs", "track_people"]
+__all__ = ["TRACKERS", "PersonTrack", "TrackFilter", "TrackStats", "make_tracker", "person_shaped", "split_blobs",
+           "stitch", "track_people"]

@@ -11,6 +11,7 @@ half-closed) and renamed into place only when complete. Each file carries a fing
 settings and the source video (size and a hash of its head and tail, so a copied dataset is not
 redone); ``check_cache`` tells finished work from stale or damaged work by opening every dataset.
 Version 2 adds the ``compute`` attribute and streamed writing; version-1 files read the same.
+A track's cache may hold its trajectory (``track_*``, every frame first to last); absent: its frames.
 """
 from __future__ import annotations
 
@@ -37,10 +38,13 @@ READABLE = (1, 2)  # version 1: the same datasets, written whole at the end of a
 _DATASETS = ("frames", "box", "score", "crop_box", "crop_size", "mask", "depth")
 _TRACK = ("frames", "box", "score", "crop_box")  # known after the detect pass, written first
 _STREAMED = ("crop_size", "mask", "depth")  # appended batch by batch
+_TRAJECTORY = ("track_frames", "track_boxes", "track_state")  # optional: every frame of a track, first to last
+TRACK_STATES = ("kept", "merged", "border", "small", "interpolated")  # the codes 0-4 of track_state
 # dtype and per-row shape of each dataset
 _LAYOUT: dict[str, tuple[str, tuple[int, ...]]] = {
     "frames": ("int32", ()), "box": ("float32", (4,)), "score": ("float32", ()), "crop_box": ("int32", (4,)),
     "crop_size": ("int32", (2,)), "mask": ("uint8", CANVAS), "depth": ("float16", CANVAS),
+    "track_frames": ("int32", ()), "track_boxes": ("float32", (4,)), "track_state": ("uint8", ()),
 }
 NO_CACHE, STALE = "no cache yet", "made with other settings or from another video"  # check_cache's two benign answers
 HEAD_TAIL_BYTES = 1 << 16  # bytes of a video's start and of its end hashed into its fingerprint (64 KiB each)
@@ -76,6 +80,9 @@ class VideoCache:
     path: Path | None = field(default=None, compare=False)
     track: int = 0  # which person track of the video (0: the one person of a dataset video)
     tracking: dict[str, int] = field(default_factory=dict)  # frames and tracks the tracker's filters dropped
+    track_frames: np.ndarray | None = None  # int32 [N]: the trajectory, every frame first to last (None: `frames`)
+    track_boxes: np.ndarray | None = None  # float32 [N, 4]: detected where clean, interpolated where not
+    track_state: np.ndarray | None = None  # uint8 [N]: TRACK_STATES codes
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames, dtype=np.int32)
@@ -93,6 +100,16 @@ class VideoCache:
         for name in ("mask", "depth"):
             if getattr(self, name).shape != (t, *CANVAS):
                 raise ExtractCacheError(f"{where}: {name} must be [{t}, {CANVAS[0]}, {CANVAS[1]}], got {getattr(self, name).shape}")
+        for name in _TRAJECTORY if self.track_frames is not None else ():
+            setattr(self, name, np.asarray(getattr(self, name), _LAYOUT[name][0]).reshape(-1, *_LAYOUT[name][1]))
+            if len(getattr(self, name)) != len(self.track_frames):  # type: ignore[arg-type]
+                raise ExtractCacheError(f"{where}: {name} and track_frames differ in length")
+
+    def trajectory(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(frames, boxes, state)`` of every frame the track follows; a cache without them: its kept frames."""
+        if self.track_frames is None:
+            return self.frames, self.box, np.zeros(len(self.frames), np.uint8)
+        return self.track_frames, self.track_boxes, self.track_state  # type: ignore[return-value]
 
     @property
     def id(self) -> SequenceId:
@@ -178,15 +195,15 @@ class CacheWriter:
     """Stream one video's cache: ``with CacheWriter(path, attrs, track) as w: w.append(...)`` per batch.
 
     ``track`` holds ``frames``, ``box``, ``score`` and ``crop_box`` of all T rows (known after the
-    detect pass); ``append`` adds the next rows of ``crop_size``, ``mask`` and ``depth``. Leaving the
-    block normally checks that all T rows came and renames the file into place; leaving it by an
+    detect pass), optionally the trajectory's ``track_*``; ``append`` adds the next rows of
+    ``crop_size``, ``mask`` and ``depth``. Leaving the block normally checks that all T rows came and renames the file into place; leaving it by an
     exception closes the file and removes it. A full or read-only folder raises ``StorageError``.
     """
 
     def __init__(self, path: str | Path, attrs: dict[str, Any], track: dict[str, np.ndarray]) -> None:
         self.path = Path(path)
         self.attrs = attrs
-        self.track = {n: np.asarray(track[n], dtype=_LAYOUT[n][0]) for n in _TRACK}
+        self.track = {n: np.asarray(v, _LAYOUT[n][0]) for n in (*_TRACK, *_TRAJECTORY) if (v := track.get(n)) is not None}
         self.total = len(self.track["frames"])
         self.rows = 0
         self.tmp: Path | None = None
@@ -205,12 +222,12 @@ class CacheWriter:
             self._guard = GuardedFile(self.tmp)
             self._h5 = h5py.File(self._guard, "w")
             self._h5.attrs.update(self.attrs)
-            for name in _DATASETS:
+            for name in (*_DATASETS, *(n for n in _TRAJECTORY if n in self.track)):
                 dtype, row = _LAYOUT[name]
                 chunks = (1, *row) if len(row) == 2 else (1024, *row)  # a frame per chunk for the images
                 kwargs: dict[str, Any] = dict(chunks=chunks, maxshape=(None, *row), compression="gzip",
                                               compression_opts=4, shuffle=True)
-                if name in _TRACK:
+                if name in self.track:
                     self._h5.create_dataset(name, data=self.track[name].reshape(-1, *row), **kwargs)
                 else:
                     self._h5.create_dataset(name, shape=(0, *row), dtype=dtype, **kwargs)
@@ -284,7 +301,7 @@ class CacheWriter:
 def write_video_cache(path: str | Path, cache: VideoCache, compute: dict[str, Any] | None = None) -> Path:
     """Write a whole in-memory record atomically (the streaming writer with one batch)."""
     header = {n: getattr(cache, n) for n in HEADER}
-    with CacheWriter(path, header_attrs(header, compute), {n: getattr(cache, n) for n in _TRACK}) as writer:
+    with CacheWriter(path, header_attrs(header, compute), {n: getattr(cache, n) for n in (*_TRACK, *_TRAJECTORY)}) as writer:
         if len(cache):
             writer.append(cache.mask, cache.depth, cache.crop_size)
     return Path(path)
@@ -309,7 +326,7 @@ def read_video_cache(path: str | Path) -> VideoCache:
             missing = [n for n in _DATASETS if n not in h5]
             if missing:
                 raise ExtractCacheError(f"{path}: missing dataset(s) {', '.join(missing)}")
-            arrays = {n: h5[n][()] for n in _DATASETS}
+            arrays = {n: h5[n][()] for n in (*_DATASETS, *_TRAJECTORY) if n in h5}
     except OSError as exc:
         raise ExtractCacheError(f"{path}: cannot read as HDF5 ({exc})") from exc
     return VideoCache(
@@ -338,14 +355,16 @@ def check_cache(path: str | Path, expected: str | None = None) -> str | None:
             if "frames" not in h5:
                 return "dataset frames missing"
             t = h5["frames"].shape[0] if h5["frames"].ndim == 1 else -1
-            for name in _DATASETS:
+            n = h5["track_frames"].shape[0] if "track_frames" in h5 else None  # the optional trajectory
+            for name in (*_DATASETS, *(_TRAJECTORY if n is not None else ())):
                 dtype, row = _LAYOUT[name]
+                rows = n if name in _TRAJECTORY else t
                 if name not in h5:
                     return f"dataset {name} missing"
                 ds = h5[name]
-                if ds.shape != (t, *row) or ds.dtype != np.dtype(dtype):
-                    return f"dataset {name} is {ds.dtype} {ds.shape}, expected {dtype} {(t, *row)}"
-                if name in _TRACK or name == "crop_size":
+                if ds.shape != (rows, *row) or ds.dtype != np.dtype(dtype):
+                    return f"dataset {name} is {ds.dtype} {ds.shape}, expected {dtype} {(rows, *row)}"
+                if name in (*_TRACK, *_TRAJECTORY) or name == "crop_size":
                     ds[()]
                 elif t:
                     ds[0], ds[t - 1]

@@ -8,7 +8,9 @@ box IoU >= 0.6), how many tracks follow nobody (spare), and how well the track's
 matches the walker's visible pixels (mask IoU).
 
 Conventions: truth boxes [P, T, 4] x0 y0 x1 y1 (exclusive ends) with NaN where walker p is absent;
-a track is frames [N] with boxes [N, 4] and optional full-frame masks [N, H, W].
+a track is frames [N] with boxes [N, 4] and optional full-frame masks [N, H, W]. A tracked cache
+gives two tracks to score: its *trajectory* (every frame from first to last, what tracking follows)
+and its *kept* frames (the clean ones its gait sequence is made of).
 """
 from __future__ import annotations
 
@@ -46,8 +48,13 @@ class Track:
             raise InputError(f"track {self.track_id}: {len(self.frames)} frames but {len(self.masks)} masks")
 
 
-def track_from_cache(cache: VideoCache, track_id: int = 0, masks: bool = True) -> Track:
-    """A cache's kept frames as a track; its canvas silhouettes pasted back into full frames."""
+def track_from_cache(cache: VideoCache, track_id: int = 0, masks: bool = True, trajectory: bool = False) -> Track:
+    """A cache's kept frames as a track, its canvas silhouettes pasted back into full frames; or
+    (``trajectory``) every frame its trajectory covers, clean or not, without silhouettes (a cache
+    without a trajectory: its kept frames)."""
+    if trajectory:
+        frames, boxes, _ = cache.trajectory()
+        return Track(track_id, frames, boxes)
     full = None
     if masks:
         full = np.zeros((len(cache), cache.height, cache.width), bool)

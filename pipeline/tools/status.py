@@ -82,6 +82,10 @@ class CacheStatus:
             lines.append(f"    frames dropped: {t.get('frames_border', 0)} touching the border, "
                          f"{t.get('frames_small', 0)} too small, {t.get('frames_merged', 0)} merged with another "
                          f"track; blobs split: {t.get('blobs_split', 0)}")
+            lines.append(f"    blobs shared by several tracks: {t.get('blobs_shared', 0)} parts "
+                         f"({t.get('blobs_colour_split', 0)} split by colour); "
+                         f"{t.get('frames_foreign', 0)} detections cut for another walker's colours, "
+                         f"{t.get('frames_entering', 0)} at the edge added to walkers coming in or going out")
         if self.warnings:
             lines.append(f"  warnings: {len(self.warnings)}")
             lines += [f"    {w.get('video')}: {w.get('error')}" for w in self.warnings[:max_listed]]

@@ -1,0 +1,336 @@
+"""Cut raw tracker tracks where they may have changed person, re-link the clean pieces, fill the trajectory.
+
+A tracker fed background-subtraction blobs loses people where they cross: for a few frames one blob
+holds two walkers, one of the two tracks is fed the blob and the other starves, and when they part
+the tracker may hand each id to the wrong walker. So a raw track is only trusted over a *segment*:
+a run of consecutive frames none of which overlaps another track (``cut_segments``). Segments are
+then re-linked by motion (``stitch``): where each one's straight-line walk (centre x, foot line y,
+height) predicts the next, all candidate joins solved at once (``scipy.optimize.linear_sum_assignment``),
+never joining two segments that walk opposite ways or share a frame. A walker swallowed by a
+nearer one's blob is carried on along its line while that blob holds it (``coast``). A linked
+track's trajectory (``trajectories``) covers every frame from its first to its last: the detected
+box where there is one, a straight line between detected boxes where there is none (merged,
+hidden, missed), and a state per frame saying which frames a gait sequence may use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.extract.detect import Track
+from pipeline.formats.video_cache import TRACK_STATES
+
+KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
+                                             ("kept", "merged", "border", "small", "interpolated"))
+# frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n], colour histograms [n, BINS])
+Piece = tuple[np.ndarray, ...]
+FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
+
+
+@dataclass
+class Trajectory:
+    """Every frame of a track from its first to its last: box and state (``TRACK_STATES`` codes)."""
+
+    frames: np.ndarray  # int64 [N], consecutive
+    boxes: np.ndarray  # float32 [N, 4] x0 y0 x1 y1
+    state: np.ndarray  # uint8 [N]
+
+
+@dataclass
+class PersonTrack(Track):
+    """A kept track: its clean frames (the gait sequence: ``frames``, ``boxes``, ``scores``) and its trajectory."""
+
+    trajectory: Trajectory | None = None
+
+
+def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
+    """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
+    out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
+    for (fa, ba), (fb, bb) in zip(zip(frames[:-1], boxes[:-1], strict=True), zip(frames[1:], boxes[1:], strict=True),
+                                  strict=True):
+        if 1 < fb - fa <= max_gap + 1:
+            for f in range(int(fa) + 1, int(fb)):
+                out[f] = ba + (bb - ba) * (f - fa) / (fb - fa)
+    return out
+
+
+def merged_frames(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
+    """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
+    a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
+    the smaller box. A silhouette cut from such a box holds part of the other person too."""
+    spans = [_interpolated(f, b, max_gap) for f, b in tracks]
+    flags = []
+    for i, (frames, boxes) in enumerate(tracks):
+        bad = np.zeros(len(frames), bool)
+        for n, (f, box) in enumerate(zip(frames, boxes, strict=True)):
+            for j, span in enumerate(spans):
+                other = span.get(int(f))
+                if j == i or other is None:
+                    continue
+                tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
+                inter = float(np.prod(np.clip(br - tl, 0, None)))
+                area = min(float(np.prod(np.clip(other[2:] - other[:2], 1e-6, None))),
+                           float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))))
+                if inter >= share * area:
+                    bad[n] = True
+                    break
+        flags.append(bad)
+    return flags
+
+
+def cut_segments(piece: Piece, bad: np.ndarray, max_miss: int, min_length: int) -> tuple[list[Piece], int]:
+    """The runs of ``piece`` between its ``bad`` (merged) frames and gaps of more than ``max_miss`` frames
+    (after a gap the tracker may have picked up someone else); runs shorter than ``min_length`` are
+    dropped. Returns the runs and the frames dropped with the short ones."""
+    frames = piece[0]
+    good = np.flatnonzero(~np.asarray(bad, bool))
+    if not len(good):
+        return [], 0
+    breaks = np.flatnonzero(np.diff(frames[good]) > max_miss + 1) + 1
+    breaks = np.union1d(breaks, np.flatnonzero(np.diff(good) > 1) + 1)  # a bad frame between two good ones
+    runs, lost = [], 0
+    for run in np.split(good, breaks.astype(int)):
+        if len(run) >= min_length:
+            runs.append(tuple(a[run] for a in piece))
+        else:
+            lost += len(run)
+    return runs, lost  # type: ignore[return-value]
+
+
+def _line(frames: np.ndarray, values: np.ndarray, at_end: bool) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(t0, value at t0, slope per frame)`` of a least-squares line through the end (or start) of a
+    segment; with fewer than 5 frames the slope is not trusted (0)."""
+    sl = slice(max(0, len(frames) - FIT), None) if at_end else slice(0, FIT)
+    t, v = frames[sl].astype(np.float64), np.asarray(values[sl], np.float64)
+    t0 = float(t[-1] if at_end else t[0])
+    if len(t) < 5 or np.ptp(t) == 0:
+        return t0, np.median(v, 0), np.zeros(v.shape[1])
+    slope, icpt = np.polyfit(t, v, 1)
+    return t0, slope * t0 + icpt, slope
+
+
+def _features(boxes: np.ndarray) -> np.ndarray:
+    """[n, 3]: centre x, foot line y (how far from the camera on a ground plane), height."""
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3], boxes[:, 3] - boxes[:, 1]], 1)
+
+
+def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: float = 25.0,
+              min_alike: float = 0.75) -> float | None:
+    """The cost of ``b`` continuing ``a`` (None: it cannot): each one's line carried to the middle of the
+    gap must meet the other's within ``max_offset`` heights (x and foot line), heights within a third,
+    the two must not walk opposite ways, and where both carry colours (``_alike``) they must be at least
+    ``min_alike`` alike. Lower is better: the offset plus the change of velocity (heights per second),
+    of height and of colour."""
+    gap = int(b[0][0] - a[0][-1])
+    if not 0 < gap <= max_gap:
+        return None
+    ta, va, sa = _line(a[0], _features(a[1]), at_end=True)
+    tb, vb, sb = _line(b[0], _features(b[1]), at_end=False)
+    h = max(float(va[2]), 1.0)
+    if not 0.75 <= vb[2] / h <= 1.33:
+        return None
+    mid = (ta + tb) / 2
+    pa, pb = va[:2] + sa[:2] * (mid - ta), vb[:2] + sb[:2] * (mid - tb)
+    off = float(np.hypot(*(pa - pb))) / h
+    if off > max_offset:
+        return None
+    speed = 0.01 * h  # below this (heights per frame) a walker is taken to stand: no direction to compare
+    if abs(sa[0]) > speed and abs(sb[0]) > speed and np.sign(sa[0]) != np.sign(sb[0]):
+        return None
+    dv = float(np.hypot(*(sa[:2] - sb[:2]))) / h * fps
+    alike = _alike(a, b)
+    if alike is not None and alike < min_alike:
+        return None  # another walker's clothes
+    return off + 0.5 * dv + abs(float(np.log(vb[2] / h))) + (0.0 if alike is None else 1.0 - alike)
+
+
+def _alike(a: Piece, b: Piece) -> float | None:
+    """How alike the colours of ``a``'s last and ``b``'s first ``FIT`` frames are (Bhattacharyya
+    coefficient of their mean histograms, a 5th array of a piece); None without colours."""
+    if len(a) < 5 or len(b) < 5:
+        return None
+    ends = []
+    for hists in (a[4][-FIT:], b[4][:FIT]):
+        seen = hists[hists.sum(1) > 0]
+        if not len(seen):
+            return None
+        ends.append(seen.mean(0))
+    return float(np.sqrt(ends[0] * ends[1]).sum())
+
+
+def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: float = 25.0) -> tuple[list[Piece], int]:
+    """Join segments that continue one another (``join_cost``), all candidate joins of a round solved
+    as one assignment, rounds repeated on the joined tracks until none is left. A person hidden for up
+    to ``max_gap`` frames, or cut out where they crossed another, comes back as the same track.
+    Returns the tracks (ordered by first frame) and the joins made."""
+    from scipy.optimize import linear_sum_assignment
+
+    tracks, joins = sorted(pieces, key=lambda p: int(p[0][0])), 0
+    while len(tracks) > 1:
+        n, big = len(tracks), 1e6
+        cost = np.full((n, n), big)
+        for i in range(n):
+            for j in range(n):
+                c = join_cost(tracks[i], tracks[j], max_gap, max_offset, fps) if i != j else None
+                if c is not None:
+                    cost[i, j] = c
+        rows, cols = linear_sum_assignment(cost)
+        pairs = {int(i): int(j) for i, j in zip(rows, cols, strict=True) if cost[i, j] < big}
+        if not pairs:
+            break
+        heads = set(range(n)) - set(pairs.values())  # a chain starts at a track nobody continues
+        joined = []
+        for i in heads:
+            chain = [i]
+            while chain[-1] in pairs:
+                chain.append(pairs[chain[-1]])
+            joined.append(tuple(np.concatenate([tracks[k][m] for k in chain]) for m in range(len(tracks[i]))))
+        joins += len(pairs)
+        tracks = sorted(joined, key=lambda p: int(p[0][0]))  # type: ignore[arg-type]
+    return tracks, joins
+
+
+def fill(frames: np.ndarray, boxes: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """float32 [len(span), 4]: ``boxes`` at ``frames``, straight lines in between (ends held)."""
+    return np.stack([np.interp(span, frames, boxes[:, i]) for i in range(4)], 1).astype(np.float32)
+
+
+def overlaps(a: np.ndarray, b: np.ndarray, share: float) -> np.ndarray:
+    """bool [n]: boxes a [n, 4] and b [n, 4] share at least ``share`` of the smaller of the two."""
+    inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), 1)
+    area = np.minimum(*(np.prod(np.clip(x[:, 2:] - x[:, :2], 1e-6, None), 1) for x in (a, b)))
+    return inter >= share * area
+
+
+def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0.8) -> list[tuple[Piece, Piece]]:
+    """Per track, the frames before its first and after its last detection where it walks on hidden in
+    another track's blob: its line carried on (centre x, foot line, height; median width) for as long
+    as at least ``inside`` of the carried box lies within a box detected for another track, up to
+    ``max_frames``. ``(before, after)``: frames [k] and boxes [k, 4] each. A walker swallowed by a
+    nearer one's blob is followed there, and that blob is known to hold two people."""
+    seen = [dict(zip(p[0].tolist(), p[1], strict=True)) for p in tracks]
+    out = []
+    for i, piece in enumerate(tracks):
+        ends = []
+        for at_end in (False, True):
+            t0, v0, slope = _line(piece[0], _features(piece[1]), at_end)
+            sl = slice(-FIT, None) if at_end else slice(0, FIT)
+            w = float(np.median(piece[1][sl, 2] - piece[1][sl, 0]))
+            step = 1 if at_end else -1
+            frames, boxes = [], []
+            for t in range(int(t0) + step, int(t0) + step * (max_frames + 1), step):
+                x, foot, h = v0 + slope * (t - t0)
+                box = np.array([x - w / 2, foot - h, x + w / 2, foot], np.float32)
+                hosts = [d[t] for j, d in enumerate(seen) if j != i and t in d]
+                if not 0 <= t < n_frames or not hosts or not any(_inside(box, host) >= inside for host in hosts):
+                    break
+                frames.append(t)
+                boxes.append(box)
+            order = slice(None) if at_end else slice(None, None, -1)
+            ends.append((np.array(frames[order], np.int64), np.array(boxes[order], np.float32).reshape(-1, 4)))
+        out.append((ends[0], ends[1]))
+    return out
+
+
+def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: int, height: int, border: int,
+                     inside: float = 0.7, max_frames: int = 30) -> tuple[list[Piece], int]:
+    """Each track carried back from its first frame (and on from its last) through the candidates of a
+    walker coming in at (going out of) the picture's edge: a box touching the edge that lies mostly
+    (``inside`` of it) within the track's next (previous) box, taken by no other track. A walker's first
+    frames in the picture are small, fast-growing boxes no tracker matches. Returns the tracks and the
+    frames added."""
+    taken = [dict(zip(p[0].tolist(), p[1], strict=True)) for p in tracks]
+    out, added = [], 0
+    for i, piece in enumerate(tracks):
+        new: dict[bool, list[tuple[int, np.ndarray, float]]] = {False: [], True: []}
+        for at_end in (False, True):
+            t, box = (int(piece[0][-1]), piece[1][-1]) if at_end else (int(piece[0][0]), piece[1][0])
+            step = 1 if at_end else -1
+            for _ in range(max_frames):
+                t += step
+                if not 0 <= t < len(candidates) or t in taken[i]:
+                    break
+                cand = np.asarray(candidates[t], np.float32).reshape(-1, 5)
+                edge = ((cand[:, 0] <= border) | (cand[:, 1] <= border) | (cand[:, 2] >= width - border)
+                        | (cand[:, 3] >= height - border))
+                grow = np.array([0.1, 0.1, 0.1, 0.1]) * np.tile(box[2:] - box[:2], 2) * [-1, -1, 1, 1]
+                ok = edge & (_shares(cand[:, :4], box + grow) >= inside)
+                for j, d in enumerate(taken):
+                    if j != i and t in d:
+                        held = np.array([_shares(d[t][None], c)[0] for c in cand[:, :4]])
+                        ok &= (_shares(cand[:, :4], d[t]) < 0.5) & (held < 0.5)  # its box, or one inside it
+                if not ok.any():
+                    break
+                k = int(np.flatnonzero(ok)[np.argmax(np.prod(cand[ok, 2:4] - cand[ok, :2], 1))])
+                box = cand[k, :4]
+                new[at_end].append((t, box, float(cand[k, 4])))
+        if not new[False] and not new[True]:
+            out.append(piece)
+            continue
+        before, after = new[False][::-1], new[True]
+        added += len(before) + len(after)
+        parts = [piece[0], piece[1], piece[2]]
+        extra = [(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.float32).reshape(-1, 4),
+                  np.array([r[2] for r in rows], np.float32)) for rows in (before, after)]
+        cols = [np.concatenate([extra[0][m], parts[m], extra[1][m]]) for m in range(3)]
+        for m in range(3, len(piece)):  # split flags / colours: none for the added frames
+            pad = [np.zeros((len(x[0]), *piece[m].shape[1:]), piece[m].dtype) for x in extra]
+            cols.append(np.concatenate([pad[0], piece[m], pad[1]]))
+        out.append(tuple(cols))
+    return out, added
+
+
+def _shares(boxes: np.ndarray, host: np.ndarray) -> np.ndarray:
+    """float [n]: the share of each of ``boxes`` [n, 4] that lies within ``host`` [4]."""
+    inter = np.prod(np.clip(np.minimum(boxes[:, 2:], host[2:]) - np.maximum(boxes[:, :2], host[:2]), 0, None), 1)
+    return inter / np.maximum(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1e-6, None), 1), 1e-6)
+
+
+def _inside(box: np.ndarray, host: np.ndarray) -> float:
+    """The share of ``box`` that lies within ``host``."""
+    inter = np.prod(np.clip(np.minimum(box[2:], host[2:]) - np.maximum(box[:2], host[:2]), 0, None))
+    return float(inter / max(float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))), 1e-6))
+
+
+def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_height: float,
+                 share: float, coasted: list[tuple[Piece, Piece]] | None = None) -> list[Trajectory]:
+    """Per linked track, its trajectory. A frame is ``merged`` where its box (detected or on the line)
+    shares ``share`` of the smaller box with another track's, or where it is carried on hidden in
+    another's blob (``coasted``, from ``coast``); else ``border`` / ``small`` where the detected box
+    touches the image edge / is lower than ``min_height`` of the frame; else ``kept`` where detected
+    and ``interpolated`` where not (a piece's 4th array, its frames split off a shared blob by colour:
+    ``merged``). The box is the detected one where there is one (a blob the tracker saw holding two
+    people and cut at a column was cut out before linking) and a straight line between detected boxes
+    elsewhere: measured on synthetic crowds, a detected box beside a hidden person follows its
+    walker better than the line does."""
+    empty = (np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
+    coasted = coasted or [(empty, empty)] * len(tracks)
+    spans, lines = [], []
+    for p, (before, after) in zip(tracks, coasted, strict=True):
+        inner = np.arange(p[0][0], p[0][-1] + 1)
+        spans.append(np.arange(inner[0] - len(before[0]), inner[-1] + 1 + len(after[0])))
+        lines.append(np.concatenate([before[1], fill(p[0].astype(np.float64), p[1], inner), after[1]]))
+    out = []
+    for i, (piece, span) in enumerate(zip(tracks, spans, strict=True)):
+        frames, boxes = piece[:2]
+        state = np.full(len(span), INTERPOLATED, np.uint8)
+        state[:len(coasted[i][0][0])] = MERGED
+        state[len(span) - len(coasted[i][1][0]):] = MERGED
+        at = frames - span[0]
+        edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= width - border)
+                | (boxes[:, 3] >= height - border))
+        small = boxes[:, 3] - boxes[:, 1] < min_height * height
+        state[at] = np.where(edge, BORDER, np.where(small, SMALL, KEPT))
+        if len(piece) > 3:  # a 4th array: frames whose box was split off a shared blob (merged for gait)
+            state[at[np.asarray(piece[3], bool)]] = MERGED
+        for j, (other, oline) in enumerate(zip(spans, lines, strict=True)):
+            lo, hi = max(span[0], other[0]), min(span[-1], other[-1]) + 1
+            if j != i and lo < hi:
+                mine = slice(lo - span[0], hi - span[0])
+                state[mine][overlaps(lines[i][mine], oline[lo - other[0]:hi - other[0]], share)] = MERGED
+        out.append(Trajectory(span.astype(np.int64), lines[i], state))
+    return out
+
+
+__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "extend_at_border", "merged_frames", "join_cost", "stitch", "trajectories"]

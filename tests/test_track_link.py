@@ -1,0 +1,185 @@
+"""Cutting raw tracks at merges and gaps, re-linking the pieces by motion, filling the trajectory: hand-made boxes."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.extract.track import TrackFilter, share_blob, track_people
+from pipeline.extract.track_link import (
+    INTERPOLATED,
+    KEPT,
+    MERGED,
+    coast,
+    cut_segments,
+    join_cost,
+    stitch,
+    trajectories,
+)
+from pipeline.tools.mot import Track, box_iou, evaluate_tracks
+
+W, H = 320, 240
+
+
+def piece(frames: range | list[int], x0: float, dx: float, foot: float = 180, h: float = 120, w: float = 40):
+    """A walker's boxes at ``frames``: starts at x ``x0`` at frame 0 and moves ``dx`` px a frame."""
+    f = np.asarray(list(frames), np.int64)
+    x = x0 + dx * f
+    boxes = np.stack([x, np.full(len(f), foot - h), x + w, np.full(len(f), foot)], 1).astype(np.float32)
+    return f, boxes, np.full(len(f), 0.5, np.float32)
+
+
+def test_a_raw_track_is_cut_at_merged_frames_and_where_it_missed_frames() -> None:
+    frames = [*range(0, 10), *range(10, 15), *range(15, 17), *range(17, 25), *range(30, 40)]
+    f, boxes, scores = piece(frames, 20, 3)
+    bad = np.isin(f, [*range(10, 15), 17])  # merged 10-14 and 17: 15-16 is a 2-frame run between them
+    runs, lost = cut_segments((f, boxes, scores), bad, max_miss=1, min_length=3)
+    assert [(int(r[0][0]), int(r[0][-1])) for r in runs] == [(0, 9), (18, 24), (30, 39)]  # 25-29 missed: cut
+    assert lost == 2 and all(np.array_equal(r[1], boxes[np.isin(f, r[0])]) for r in runs)
+    runs, _ = cut_segments((f, boxes, scores), np.zeros(len(f), bool), max_miss=5, min_length=3)
+    assert len(runs) == 1  # a 5-frame miss is within max_miss: one run
+
+
+def test_walkers_crossing_in_opposite_directions_are_not_swapped() -> None:
+    """Two walkers cross at frame 20 on one foot line; the tracker lost both from 16 to 21 and its
+    pieces restart just past the meeting point, where each one starts within a fifth of a height of
+    the other's line: position alone hardly tells them apart, the walking direction does."""
+    a1, b1 = piece(range(0, 16), 40, 4), piece(range(0, 16), 200, -4)  # meet at x 120 at frame 20
+    a2, b2 = piece(range(22, 45), 40, 4), piece(range(22, 45), 200, -4)
+    a_at_22 = 40 + 4 * 22  # where a1's line puts a when b2 starts
+    assert abs(a_at_22 - b2[1][0, 0]) / 120 < 0.2  # b2 starts close to it: inside any position rule's reach
+    assert join_cost(a1, b2, max_gap=30) is None and join_cost(b1, a2, max_gap=30) is None  # opposite ways
+    assert join_cost(a1, a2, max_gap=30) < 0.05 and join_cost(b1, b2, max_gap=30) < 0.05
+    tracks, joins = stitch([b2, a1, a2, b1], max_gap=30)
+    assert joins == 2 and len(tracks) == 2
+    for frames, boxes, _ in tracks:
+        assert np.array_equal(frames, [*range(16), *range(22, 45)])
+        steps = np.diff(boxes[:, 0]) / np.diff(frames)
+        assert np.allclose(steps, steps[0]) and abs(steps[0]) == 4  # one walker: one speed, one direction
+
+
+def test_a_join_never_makes_two_boxes_in_one_frame_and_respects_foot_line_and_height() -> None:
+    a = piece(range(0, 20), 40, 3)
+    overlapping = piece(range(15, 40), 40, 3)  # the same line, but it starts before a ends
+    assert join_cost(a, overlapping, max_gap=30) is None
+    farther = piece(range(25, 40), 40, 3, foot=140, h=80)  # on a's line in x, 40 px up the ground plane
+    assert join_cost(a, farther, max_gap=30) is None
+    later = piece(range(60, 80), 40, 3)
+    assert join_cost(a, later, max_gap=30) is None  # hidden longer than max_gap
+    tracks, joins = stitch([a, overlapping], max_gap=30)
+    assert joins == 0 and len(tracks) == 2
+
+
+def test_a_hidden_walker_is_interpolated_across_its_gap() -> None:
+    f, boxes, scores = piece(range(80), 20, 3)
+    hidden = range(20, 48)  # longer than the tracker keeps a lost track
+    seen = ~np.isin(f, hidden)
+    cands = [np.hstack([boxes[t:t + 1], scores[t:t + 1, None]]) if seen[t] else np.zeros((0, 5), np.float32)
+             for t in range(80)]
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    assert len(tracks) == 1 and stats.segments_joined == 1
+    path = tracks[0].trajectory
+    assert path.frames.tolist() == list(range(80))
+    gap = np.isin(path.frames, range(20, 49))  # ByteTrack confirms the reborn track on its second frame (48 missed)
+    assert (path.state[gap] == INTERPOLATED).all() and (path.state[~gap] == KEPT).all()
+    assert np.allclose(path.boxes, boxes, atol=1e-3)  # a straight walk: the line is the walk
+    assert tracks[0].frames.tolist() == path.frames[~gap].tolist()  # the gait sequence: the kept frames only
+    assert stats.frames_interpolated == gap.sum()
+
+
+def test_a_merge_makes_both_tracks_merged_there_and_each_trajectory_stays_with_its_walker() -> None:
+    """Two walkers cross on different foot lines; while they touch, background subtraction sees one blob."""
+    a = piece(range(80), 20, 3, foot=180, h=120)
+    b = piece(range(80), 260, -3, foot=165, h=110, w=36)
+    cands = []
+    for t in range(80):
+        ba, bb = a[1][t], b[1][t]
+        if min(ba[2], bb[2]) - max(ba[0], bb[0]) > -4:  # touching: one blob for both
+            rows = [[*np.minimum(ba[:2], bb[:2]), *np.maximum(ba[2:], bb[2:]), 0.5]]
+        else:
+            rows = [[*ba, 0.4], [*bb, 0.4]]
+        cands.append(np.array(rows, np.float32))
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    truth = np.stack([a[1], b[1]])
+    report = evaluate_tracks(truth, [Track(k, t.trajectory.frames, t.trajectory.boxes) for k, t in enumerate(tracks)])
+    assert len(tracks) == 2 and report.num_switches == 0 and report.spare_tracks == []
+    assert min(report.walker_hit_rate) >= 0.9 and report.idf1 >= 0.95
+    one_blob = np.array([len(c) == 1 for c in cands])
+    for track in tracks:
+        path = track.trajectory
+        assert (path.state[one_blob[path.frames]] == MERGED).all()  # every one-blob frame is merged for both
+        assert not one_blob[track.frames].any()  # and in neither gait sequence
+        nearest = [int(box_iou(truth[:, f], box[None])[:, 0].argmax()) for f, box in zip(track.frames, track.boxes,
+                                                                                         strict=True)]
+        assert len(set(nearest)) == 1  # one walker all along
+    assert stats.frames_merged >= one_blob.sum()
+
+
+def test_trajectory_states_border_small_and_merged_by_value() -> None:
+    near = piece(range(10), -2, 3)  # starts touching the left edge (x0 <= 3) for frames 0-1
+    tiny = piece(range(10), 200, 0, h=20, w=10, foot=60)  # 20 px: below 0.12 x 240
+    crossing = piece(range(10), 2, 3)  # on near's line: merged with it wherever both are
+    (pn, pt, pc) = trajectories([near, tiny, crossing], W, H, border=3, min_height=0.12, share=0.2)
+    assert pt.state.tolist() == [3] * 10  # small
+    assert (pn.state == MERGED).all() and (pc.state == MERGED).all()
+    alone = trajectories([near], W, H, border=3, min_height=0.12, share=0.2)[0]
+    assert alone.state.tolist() == [2, 2] + [0] * 8  # border while x0 <= 3, then kept
+    assert TrackFilter().cut_gap == 1
+
+
+def test_a_blob_two_tracks_claim_is_cut_between_them_and_one_claim_leaves_it_whole() -> None:
+    fg = np.zeros((120, 90), bool)  # a blob at x 100..190, y 60..180 of the frame
+    fg[:, 0:40] = True  # person A
+    fg[10:, 35:90] = True  # person B overlaps A by 5 columns: no clean gap
+    fg[10:60, 38:42] = False  # but fewer pixels stand where they meet
+    row = np.array([100, 60, 190, 180, 0.8], np.float32)
+    claims = np.array([[98, 58, 140, 180], [136, 68, 190, 180]], np.float32)  # where the tracker expects A and B
+    parts = share_blob(row, fg, claims)
+    assert len(parts) == 2
+    a, b = sorted(parts, key=lambda p: p[0])
+    assert np.allclose(a[:4], [100, 60, 138, 180], atol=3) and np.allclose(b[:4], [138, 70, 190, 180], atol=3)
+    assert len(share_blob(row, fg, claims[:1])) == 1  # one claim: one person
+    same_place = np.array([[100, 60, 140, 180], [104, 60, 144, 180]], np.float32)  # two claims on one spot
+    assert len(share_blob(row, fg, same_place)) == 1
+    narrow = np.array([100, 60, 140, 180, 0.8], np.float32)  # a blob no wider than one claimant
+    assert len(share_blob(narrow, fg[:, :40], claims)) == 1
+
+
+def test_a_walker_swallowed_by_a_nearer_ones_blob_is_carried_on_while_the_blob_holds_it() -> None:
+    """A (far, small) is detected until frame 39, then walks on inside B's blob (B near and big, walking
+    with it) until B steps away at frame 60: A's trajectory follows its line to 59, merged, and B's
+    frames holding A are merged too (its silhouette there holds both)."""
+    a = piece(range(0, 40), 20, 2, foot=150, h=80, w=30)
+    b_f = np.arange(30, 70)
+    bx = (60 + 2 * b_f + np.where(b_f < 60, 0, 40)).astype(np.float32)  # at 60 B steps 40 px away from A
+    b = (b_f, np.stack([bx - 40, np.full(len(b_f), 40.0), bx + 60, np.full(len(b_f), 200.0)], 1).astype(np.float32),
+         np.full(len(b_f), 0.5, np.float32))
+    carried = coast([a, b], n_frames=80, max_frames=30)
+    (a_before, a_after), (b_before, b_after) = carried
+    assert len(a_before[0]) == 0 and a_after[0].tolist() == list(range(40, 60))
+    truth_a = piece(range(40, 60), 20, 2, foot=150, h=80, w=30)[1]
+    assert (box_iou(a_after[1], truth_a).diagonal() > 0.9).all()  # on A's line
+    assert len(b_before[0]) == 0 and len(b_after[0]) == 0  # B is never inside anyone
+    pa, pb = trajectories([a, b], W, H, border=3, min_height=0.12, share=0.2, coasted=carried)
+    assert pa.frames.tolist() == list(range(60)) and (pa.state[40:] == MERGED).all()
+    assert (pb.state[pb.frames < 60] == MERGED).all() and (pb.state[pb.frames >= 60] == KEPT).all()
+    short = coast([a, b], n_frames=80, max_frames=5)[0][1]
+    assert short[0].tolist() == list(range(40, 45))  # never longer than max_frames
+
+
+def test_a_walker_coming_in_at_the_edge_is_followed_from_its_first_partial_box() -> None:
+    """A walker enters at the left edge: its first boxes are thin slivers growing by 6 px a frame that
+    the tracker never matched (its track starts at frame 6). They are added to the track (touching the
+    edge, each within its next box); a sliver at the other edge, or one another track holds, is not."""
+    from pipeline.extract.track_link import extend_at_border
+
+    f, boxes, scores = piece(range(6, 30), 0, 0)
+    boxes[:, 0] = 0
+    boxes[:, 2] = np.minimum(6.0 * (f + 1), 40)  # it widens while it comes in, then walks at 40 px wide
+    cands = [np.zeros((0, 5), np.float32) for _ in range(30)]
+    for t in range(1, 6):
+        cands[t] = np.array([[0, 60, 6 * (t + 1), 180, 0.5], [W - 5, 60, W, 180, 0.5]], np.float32)
+    other = piece(range(0, 3), 0, 0, w=8)  # another track holds the sliver of frames 0-2
+    (mine, theirs), added = extend_at_border([(f, boxes, scores), other], cands, W, H, border=3)
+    assert added == 3 and mine[0].tolist() == list(range(3, 30))  # 3..5 added; 2 is the other track's
+    assert np.array_equal(mine[1][:3, 2], [24, 30, 36]) and theirs[0].tolist() == [0, 1, 2]
+    (alone,), _ = extend_at_border([(f, boxes, scores)], cands[:1] + [np.zeros((0, 5), np.float32)] * 29, W, H, 3)
+    assert alone[0][0] == 6  # no sliver: nothing added
