@@ -85,7 +85,8 @@ def contact_sheet(aligned: Path, out: Path, per_view: int = 1) -> Path:
               help="Synthetic people; the last --test-subjects of them test, the others train.")
 @click.option("--test-subjects", type=click.IntRange(2), default=8, show_default=True,
               help="People held out for the test (never seen in training).")
-@click.option("--frames", type=click.IntRange(10), default=30, show_default=True, help="Frames per video.")
+@click.option("--frames", type=click.IntRange(14), default=20, show_default=True,
+              help="Frames per video (a clip of the recipe spans 14: 10 frames, 4 skipped).")
 @click.option("--iterations", type=click.IntRange(1), default=500, show_default=True, help="Training iterations.")
 @click.option("--config", "config_name", default="small-cpu", show_default=True, help="Model recipe.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes for synth and extract.")
