@@ -18,7 +18,8 @@ import click
 
 from cli.common import CONTEXT_SETTINGS, version_option
 from pipeline.atomic import write_text_atomic
-from pipeline.manifest import MANIFEST_DIR
+from pipeline.formats.yaml_file import read_yaml_mapping
+from pipeline.manifest import MANIFEST_DIR, ManifestError
 
 # Enough for a train/test split of subjects, the views of the depth study (front, two obliques, side, back;
 # with only 000/090/180 every cross-view pair is 90 or 180 degrees apart) and all three probe conditions:
@@ -54,7 +55,7 @@ def demo_manifest(out: Path, subjects: int, test_subjects: int) -> Path:
     ``--test-subjects`` choose it and the file shows a reader which people were held out."""
     import yaml
 
-    raw = yaml.safe_load((MANIFEST_DIR / "synthetic.yaml").read_text())
+    raw = read_yaml_mapping(MANIFEST_DIR / "synthetic.yaml", ManifestError, "manifest keys")
     first_test = subjects - test_subjects + 1
     raw["name"] = "synthetic-demo"
     raw["split"] = {"train": [f"001-{first_test - 1:03d}"], "test": [f"{first_test:03d}-{subjects:03d}"]}

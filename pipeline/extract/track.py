@@ -217,12 +217,12 @@ class BlobMasks:
             fg = detector.model.foreground(frame)
             cand, n = split_blobs(fg, detector.model.blobs(fg))
             detector.splits += n
-            codes = lab_codes(frame)
             self.crops.append([])
             for x0, y0, x1, y1 in cand[:, :4].astype(int):
                 crop = fg[y0:y1, x0:x1]
                 wide = x1 - x0 >= self.min_width * (y1 - y0)
-                self.crops[-1].append((np.packbits(crop, axis=None), crop.shape, codes[y0:y1, x0:x1][crop], wide))
+                codes = lab_codes(frame[y0:y1, x0:x1])[crop]  # per pixel: only the blob's box is converted
+                self.crops[-1].append((np.packbits(crop, axis=None), crop.shape, codes, wide))
             out.append(cand)
         return out
 

@@ -46,13 +46,11 @@ class PersonTrack(Track):
 
 def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[int, np.ndarray]:
     """The track's box at each frame it covers or misses by at most ``max_gap`` (linear in between)."""
-    out = {int(f): b for f, b in zip(frames, boxes, strict=True)}
-    for (fa, ba), (fb, bb) in zip(zip(frames[:-1], boxes[:-1], strict=True), zip(frames[1:], boxes[1:], strict=True),
-                                  strict=True):
-        if 1 < fb - fa <= max_gap + 1:
-            for f in range(int(fa) + 1, int(fb)):
-                out[f] = ba + (bb - ba) * (f - fa) / (fb - fa)
-    return out
+    span = np.arange(int(frames[0]), int(frames[-1]) + 1)
+    gaps = np.diff(frames)
+    covered = np.repeat(gaps <= max_gap + 1, gaps)  # [len(span) - 1]: the frames after each detection up to the next
+    keep = np.concatenate([covered, [True]]) | np.isin(span, frames)  # a detection before a long gap stays
+    return {int(f): b for f, b in zip(span[keep], fill(frames, boxes, span)[keep], strict=True)}
 
 
 def merged_frames(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
