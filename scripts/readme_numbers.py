@@ -4,7 +4,7 @@ Marked blocks of README.md are regenerated; the text between the markers is repl
 
 - ``<!-- demo-results -->`` ... ``<!-- /demo-results -->``: from ``demo/report.json`` (rank-1 per condition),
   ``demo/timings.json`` (seconds per stage) and ``demo/summary.json`` (test subjects), all written by
-  ``make demo``;
+  ``make demo``; the run the README quotes is kept in ``docs/results/demo/`` (``--demo docs/results/demo``);
 - ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``: the table of ``docs/results/NAME.json``
   (``scripts/run_ablation.py``'s mean and standard deviation over seeds);
 - ``<!-- paired:NAME -->`` ... ``<!-- /paired:NAME -->``: the seed-paired differences of ``docs/results/NAME.json``
