@@ -61,7 +61,11 @@ def extract(
       depthgait-prep extract clips/ --layout footage --tracks all --detector yolo
     """
     from pipeline.extract.batch import run_extract
+    from pipeline.extract.worker import oversubscription
 
+    crowded = None if dask_scheduler else oversubscription(workers, extract_settings.threads)
+    if crowded and not quiet:
+        click.echo(f"warning: {crowded}", err=True)
     summary = run_extract(
         videos_dir, cache, extract_settings, manifest, layout, workers, overwrite, quiet, scheduler=dask_scheduler,
         streams=streams,
