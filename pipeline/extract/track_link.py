@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.extract.detect import Track
+from pipeline.extract.track_colour import dense_histograms
 from pipeline.formats.video_cache import TRACK_STATES
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
                                              ("kept", "merged", "border", "small", "interpolated"))
-# frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n], colour histograms [n, BINS])
+# frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n], colour histograms: float32 [n, BINS]
+# or object [n] of track_colour.sparse_histogram pairs)
 Piece = tuple[np.ndarray, ...]
 FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
 
@@ -149,7 +151,7 @@ def _alike(a: Piece, b: Piece) -> float | None:
     if len(a) < 5 or len(b) < 5:
         return None
     ends = []
-    for hists in (a[4][-FIT:], b[4][:FIT]):
+    for hists in (dense_histograms(a[4][-FIT:]), dense_histograms(b[4][:FIT])):
         seen = hists[hists.sum(1) > 0]
         if not len(seen):
             return None
@@ -273,7 +275,8 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
                   np.array([r[2] for r in rows], np.float32)) for rows in (before, after)]
         cols = [np.concatenate([extra[0][m], parts[m], extra[1][m]]) for m in range(3)]
         for m in range(3, len(piece)):  # split flags / colours: none for the added frames
-            pad = [np.zeros((len(x[0]), *piece[m].shape[1:]), piece[m].dtype) for x in extra]
+            pad = [np.zeros((len(x[0]), *piece[m].shape[1:]), piece[m].dtype) if piece[m].dtype != object
+                   else np.full(len(x[0]), None, object) for x in extra]
             cols.append(np.concatenate([pad[0], piece[m], pad[1]]))
         out.append(tuple(cols))
     return out, added
