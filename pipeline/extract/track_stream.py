@@ -214,6 +214,13 @@ class RawTracker:
         self.raw: dict[int, list] = {}
         self.t = 0  # the next frame
 
+    def _at_border(self, box: np.ndarray, border: int = 3) -> bool:
+        """Whether ``box`` touches the picture's edge: a walker cut by it, or walkers coming in together."""
+        if self.size is None:
+            return False
+        w, h = self.size
+        return bool(box[0] <= border or box[1] <= border or box[2] >= w - border or box[3] >= h - border)
+
     def feed(self, candidates: Iterable[np.ndarray]) -> None:
         """The next frames' candidates, in order."""
         for cand in candidates:
@@ -253,7 +260,8 @@ class RawTracker:
                     if models.known(tid) and similarity(dense, models.hist[tid]) < self.foreign:
                         kind = FOREIGN  # not this walker's colours: the tracker handed its id to someone else
                     # a whole blob no other track's predicted box reaches into is this walker alone: learn it
-                    elif not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1:
+                    elif (not self._at_border(boxes.data[idx])
+                          and (not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1)):
                         models.learn(tid, codes)
                     hist = sparse_histogram(dense)
                 self.raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist))
