@@ -146,7 +146,8 @@ def track_people(
     if f.stitch_gap:
         pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
-    carried = coast(pieces, len(candidates), f.stitch_gap) if f.stitch_gap else None  # hidden in another's blob
+    carried = (coast(pieces, len(candidates), f.stitch_gap, size=(width, height))  # hidden in another's blob
+               if f.stitch_gap else None)
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
     for (frames, boxes, scores, by_colour, _), path in zip(pieces, paths, strict=True):

@@ -203,12 +203,15 @@ def overlaps(a: np.ndarray, b: np.ndarray, share: float) -> np.ndarray:
     return inter >= share * area
 
 
-def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0.8) -> list[tuple[Piece, Piece]]:
+def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0.8,
+          size: tuple[int, int] | None = None) -> list[tuple[Piece, Piece]]:
     """Per track, the frames before its first and after its last detection where it walks on hidden in
     another track's blob: its line carried on (centre x, foot line, height; median width) for as long
     as at least ``inside`` of the carried box lies within a box detected for another track, up to
     ``max_frames``. ``(before, after)``: frames [k] and boxes [k, 4] each. A walker swallowed by a
-    nearer one's blob is followed there, and that blob is known to hold two people."""
+    nearer one's blob is followed there, and that blob is known to hold two people. ``size`` (width,
+    height): the carried box is clipped to the picture (what is seen of a walker coming in, or going
+    out, at the edge inside another's blob), and the carrying stops where nothing of it is left."""
     seen = [dict(zip(p[0].tolist(), p[1], strict=True)) for p in tracks]
     out = []
     for i, piece in enumerate(tracks):
@@ -222,8 +225,11 @@ def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0
             for t in range(int(t0) + step, int(t0) + step * (max_frames + 1), step):
                 x, foot, h = v0 + slope * (t - t0)
                 box = np.array([x - w / 2, foot - h, x + w / 2, foot], np.float32)
+                if size is not None:
+                    box = np.clip(box, 0, np.array([*size, *size], np.float32))
                 hosts = [d[t] for j, d in enumerate(seen) if j != i and t in d]
-                if not 0 <= t < n_frames or not hosts or not any(_inside(box, host) >= inside for host in hosts):
+                if (not 0 <= t < n_frames or not hosts or min(box[2] - box[0], box[3] - box[1]) < 1
+                        or not any(_inside(box, host) >= inside for host in hosts)):
                     break
                 frames.append(t)
                 boxes.append(box)
