@@ -263,3 +263,50 @@ def test_the_tracker_follows_the_detect_pass_and_holds_one_batch_of_crops(
     recorded = dict(heads[0].header["tracking"])
     assert recorded.pop("blobs_split") > 0 and recorded == {k: v for k, v in stats.to_dict().items() if k != "blobs_split"}
     assert recorded["blobs_colour_split"] > 0  # the colour models were learnt and used while streaming
+
+
+def test_a_long_crowd_video_holds_the_cache_files_of_the_tracks_under_way_only(
+    crowd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crowd played twice: the second pass opens each track's cache at its first batch and finishes
+    it after its last, so the first play's files are done (in place) before the second's open; every
+    track's file gets all its rows."""
+    import cv2
+
+    from pipeline.extract import job
+    from pipeline.extract.models import load_models
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.extract.track_index import index_path, read_index
+    from pipeline.extract.video import VideoReader
+    from pipeline.formats.video_cache import read_video_cache
+    from pipeline.manifest import SequenceId
+    from tests.tiny_models import save_tiny_depth_anything
+
+    frames = np.concatenate([f for _, f in VideoReader(crowd / "scene-1-090.avi").batches(32)])
+    video = tmp_path / "twice.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 25, (W, H))
+    for frame in (*frames, *frames):
+        writer.write(frame)
+    writer.release()
+    now, most = [0], [0]
+
+    class Counted(job.CacheWriter):
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+            return super().__enter__()
+
+        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+            now[0] -= 1
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(job, "CacheWriter", Counted)
+    depth = save_tiny_depth_anything(tmp_path / "depth")
+    settings = ExtractSettings(tracks="all", depth=str(depth), depth_input_height=56, threads=1)
+    seq = SequenceId("twice", "footage", "000")
+    target = index_path(tmp_path / "cache", seq)
+    rows, _ = job.extract_to_cache(video, seq, settings, load_models(settings), target)
+    _, caches = read_index(target)
+    assert len(caches) >= 5 and now[0] == 0  # both plays' walkers; every file finished
+    assert most[0] <= 3  # the walkers in the picture at once, never every track's file
+    assert rows == sum(len(read_video_cache(c)) for c in caches) > 0

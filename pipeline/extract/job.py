@@ -309,16 +309,30 @@ def extract_to_cache(
     targets = [cache_path(cache_root(target), SequenceId(h.header["subject"], h.header["condition"], h.header["view"]))
                if several else target for h in heads]
     where = target
+    writers: dict[int, CacheWriter] = {}
+
+    def start(k: int, stack: contextlib.ExitStack) -> contextlib.ExitStack:
+        own = stack.enter_context(contextlib.ExitStack())  # closed early (done) or with the outer stack (failed)
+        writers[k] = own.enter_context(CacheWriter(targets[k], header_attrs(heads[k].header, compute_record(settings)),
+                                                   heads[k].track))
+        return own
+
     try:
         with contextlib.ExitStack() as stack:
-            writers = []
-            for head, out in zip(heads, targets, strict=True):
-                where = out
-                writers.append(stack.enter_context(
-                    CacheWriter(out, header_attrs(head.header, compute_record(settings)), head.track)))
+            # a track's file is opened at its first batch and finished after its last: a long video with many
+            # people holds the HDF5 buffers of the tracks under way, not of every track of the video
+            open_: dict[int, contextlib.ExitStack] = {}
             for k, (mask, depth, crop_size) in parts:  # type: ignore[misc]
                 where = targets[k]
+                if k not in writers:
+                    open_[k] = start(k, stack)
                 writers[k].append(mask, depth, crop_size)
+                if writers[k].rows == writers[k].total:
+                    open_.pop(k).close()  # all its rows came: renamed into place
+            for k in range(len(heads)):  # a track no batch came for: its writer says what is missing
+                if k not in writers:
+                    where = targets[k]
+                    start(k, stack).close()
         if several:
             where = target
             write_index(target, heads[0].header["fingerprint"], targets)
@@ -326,4 +340,4 @@ def extract_to_cache(
         raise
     except (ExtractCacheError, OSError) as exc:  # an I/O error of this file only (not a full or read-only folder)
         raise StageError("write", f"{path}: {where}: {exc}") from exc
-    return sum(w.rows for w in writers), warnings
+    return sum(w.rows for w in writers.values()), warnings
