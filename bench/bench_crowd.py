@@ -88,18 +88,24 @@ def tracking_rate(scenes_dir: Path, tracker: str = "bytetrack") -> float:
     """Frames/s of decode + background subtraction + blob splitting + tracking (no segment, no depth)."""
     from pipeline.extract.bgsub import BackgroundModel
     from pipeline.extract.detect import BgSubDetector
-    from pipeline.extract.track import BlobMasks, track_people
+    from pipeline.extract.track import BlobMasks, RawTracker, track_people
     from pipeline.extract.video import VideoReader
 
     frames, seconds = 0, 0.0
     for video in sorted(scenes_dir.glob("scene-*.avi")):
         start = time.perf_counter()
         reader = VideoReader(video)
+        info = reader.info
         det = BgSubDetector()
         det.reset(BackgroundModel(reader.sample(64)), split=True)
         masks = BlobMasks()  # as extract does: blobs several tracks claim are cut between them
-        cands = [c for _, batch in reader.batches(16) for c in masks.detect(det, batch)]
-        track_people(cands, reader.info.width, reader.info.height, reader.info.fps, tracker, blobs=True, masks=masks)
+        follow = RawTracker(tracker, info.fps, blobs=True, masks=masks, size=(info.width, info.height))
+        cands: list[np.ndarray] = []
+        for _, batch in reader.batches(16):  # the tracker follows each batch as it is detected
+            found = masks.detect(det, batch)
+            cands.extend(found)
+            follow.feed(found)
+        track_people(cands, info.width, info.height, info.fps, tracker, raw=follow.raw)
         seconds += time.perf_counter() - start
         frames += len(cands)
     return frames / max(seconds, 1e-9)

@@ -6,6 +6,11 @@ two differ by at most 150 MB and both stay under 2 GiB). Each extract runs in it
 small depth model. The videos are a textured static scene with a walker crossing it, MJPG at 25 fps.
 
     .venv/bin/python bench/bench_extract_memory.py --seconds 20 60 [--fps 10 on a slow 2-core machine]
+    .venv/bin/python bench/bench_extract_memory.py --crowd --seconds 10 30 --fps 10 --size 1280x720
+
+``--crowd``: ``--tracks all`` over bgsub blobs instead, on a synthetic crowd of 3 walkers (80 frames of
+``depthgait-prep synth --people 3``, rendered once at ``--size``) played over and over to the length
+asked: the blobs' crops (foreground and colour codes) the tracker reads must not be held for the video.
 
 Up to 64 frames sampled for the median background (400 MB at 1080p) are the one cost that grows
 with the video, and only up to 64 frames (2.6 s at 25 fps).
@@ -50,14 +55,28 @@ def write_walker(path: Path, seconds: float, size: tuple[int, int] = (1920, 1080
     return n
 
 
-def child(videos: Path, cache: Path, depth: str, batch: int, threads: int) -> None:
+def write_crowd(path: Path, scene: Path, frames: int, fps: int) -> int:
+    """The synthetic crowd video ``scene`` played over and over (MJPG) up to ``frames``; returns the frame count."""
+    import cv2
+
+    from pipeline.extract.video import VideoReader
+
+    clip = np.concatenate([f for _, f in VideoReader(scene).batches(16)])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (clip.shape[2], clip.shape[1]))
+    for t in range(frames):
+        writer.write(clip[t % len(clip)])
+    writer.release()
+    return frames
+
+
+def child(videos: Path, cache: Path, depth: str, batch: int, threads: int, crowd: bool = False) -> None:
     """Run one extract in this process and print its peak RSS (JSON on the last line)."""
     from pipeline.extract.batch import run_extract
     from pipeline.extract.settings import ExtractSettings
 
-    settings = ExtractSettings(depth=depth, batch_size=batch, threads=threads)
+    settings = ExtractSettings(depth=depth, batch_size=batch, threads=threads, tracks="all" if crowd else None)
     start = time.perf_counter()
-    summary = run_extract(videos, cache, settings, "synthetic", quiet=True)
+    summary = run_extract(videos, cache, settings, "synthetic", layout="footage" if crowd else "names", quiet=True)
     seconds = time.perf_counter() - start
     assert summary.done == 1 and summary.failed == 0, summary.rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
@@ -71,23 +90,36 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fps", type=int, default=25, help="frame rate of the generated videos (CASIA-B: 25)")
+    parser.add_argument("--crowd", action="store_true", help="--tracks all on a looped synthetic crowd of 3 walkers")
+    parser.add_argument("--size", default="1920x1080", help="frame size WxH [1080p]")
     parser.add_argument("--child", nargs=2, metavar=("VIDEOS", "CACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.depth, args.batch_size, args.threads)
+        child(Path(args.child[0]), Path(args.child[1]), args.depth, args.batch_size, args.threads, args.crowd)
         return
     work = Path(tempfile.mkdtemp(prefix="bench-extract-memory-"))
+    size = tuple(int(v) for v in args.size.split("x"))
+    scene = None
+    if args.crowd:
+        from pipeline.synthetic.crowd import generate_crowds
+
+        scene = generate_crowds(work / "synth", people=3, scenes=1, frames=80, size=size, seed=0, quiet=True,
+                                backgrounds=False)[0]
     peaks = {}
     for seconds in args.seconds:
         videos = work / f"v{seconds:g}"
         videos.mkdir()
-        n = write_walker(videos / "001-nm-01-090.avi", seconds, fps=args.fps)
+        if scene is not None:
+            n = write_crowd(videos / "crowd.avi", scene, int(seconds * args.fps), args.fps)
+        else:
+            n = write_walker(videos / "001-nm-01-090.avi", seconds, size, fps=args.fps)
         cmd = [sys.executable, __file__, "--child", str(videos), str(work / f"cache{seconds:g}"), "--depth", args.depth,
-               "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+               "--batch-size", str(args.batch_size), "--threads", str(args.threads), *(["--crowd"] if args.crowd else [])]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         res = json.loads(out.stdout.strip().splitlines()[-1])
         peaks[seconds] = res["peak_rss"]
-        print(f"1080p, {seconds:g} s at {args.fps} fps ({n} frames, {res['frames']} with the person): peak RSS "
+        what = "3-walker crowd, --tracks all" if args.crowd else "one walker"
+        print(f"{args.size} {what}, {seconds:g} s at {args.fps} fps ({n} frames, {res['frames']} in tracks): peak RSS "
               f"{res['peak_rss'] / 2**20:.0f} MB, {res['seconds']:.0f} s ({res['frames'] / res['seconds']:.1f} frames/s)")
     if len(peaks) >= 2:
         lo, hi = min(peaks), max(peaks)

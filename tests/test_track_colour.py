@@ -92,3 +92,39 @@ def test_a_join_needs_alike_colours_where_both_pieces_carry_them() -> None:
     assert join_cost(before, walk(range(26, 45), h_red), max_gap=30) is not None
     assert join_cost(before, walk(range(26, 45), h_blue), max_gap=30) is None
     assert join_cost(walk(range(0, 20), None), walk(range(26, 45), None), max_gap=30) is not None
+
+
+def test_colours_are_learnt_only_where_the_walker_is_wholly_in_the_picture() -> None:
+    """A red figure walks in from the right edge together with a blue one (one blob while they touch the
+    edge), then alone: the tracker learns its colours on the frames its blob is off the edge only, so
+    the blue one's colours, in the blob at the edge, never enter the red one's model."""
+    from types import SimpleNamespace
+
+    from pipeline.extract.bgsub import BackgroundModel
+    from pipeline.extract.track import BlobMasks, RawTracker
+
+    def frame_at(t: int) -> tuple[np.ndarray, np.ndarray]:
+        frame, fg = np.full((H, W, 3), GREY, np.uint8), np.zeros((H, W), bool)
+        x = 140 - 6 * t  # red: its box touches the right edge in frames 0-3
+        if t < 4:
+            figure(frame, fg, (x + 18, 14, W, 104), BLUE, (60, 120, 60), BLOND)  # beside it, cut by the edge
+        figure(frame, fg, (x, 10, min(x + 30, W), 110), RED, (30, 30, 90))
+        return frame, fg
+
+    frames = np.stack([frame_at(t)[0] for t in range(12)])
+    fgs = iter([frame_at(t)[1] for t in range(12)])  # the foreground of each frame, in order
+    model = BackgroundModel(np.full((1, H, W, 3), GREY, np.uint8))
+    detector = SimpleNamespace(model=SimpleNamespace(foreground=lambda f: next(fgs), blobs=model.blobs), splits=0)
+    masks = BlobMasks()
+    cands = masks.detect(detector, list(frames))
+    follow = RawTracker(blobs=True, masks=masks, size=(W, H))
+    follow.feed(cands)
+    assert masks.crops == {}  # every frame's crops released once tracked
+    (tid, rows), = follow.raw.items()
+    edge = [r[0] for r in rows if r[1][2] >= W - 3]
+    assert edge == [0, 1, 2, 3] or edge == [1, 2, 3]  # matched at the edge (ByteTrack may confirm it on frame 1)
+    assert follow.models.frames[tid] == len(rows) - len(edge)  # learnt off the edge only
+    red = np.zeros((H, W), bool)
+    red_frame = np.full((H, W, 3), GREY, np.uint8)
+    figure(red_frame, red, (60, 10, 90, 110), RED, (30, 30, 90))
+    assert similarity(follow.models.hist[tid], histogram(lab_codes(red_frame)[red])) > 0.95  # red alone

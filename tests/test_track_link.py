@@ -165,6 +165,21 @@ def test_a_walker_swallowed_by_a_nearer_ones_blob_is_carried_on_while_the_blob_h
     assert short[0].tolist() == list(range(40, 45))  # never longer than max_frames
 
 
+def test_a_walker_coming_in_at_the_edge_inside_anothers_blob_is_carried_back_to_its_first_sliver() -> None:
+    """B comes in at the right edge inside A's blob (A stands there, big) and is first detected alone at
+    frame 12. Carried back on its line, clipped to the picture (what is seen of it), B is followed
+    inside A's blob down to its last sliver (frame 3); unclipped, its box would leave A's blob (and
+    the picture) after two frames."""
+    a_f = np.arange(0, 13)
+    a = (a_f, np.tile(np.array([[240, 40, 320, 200]], np.float32), (len(a_f), 1)), np.full(len(a_f), 0.5, np.float32))
+    b = piece(range(12, 40), 326, -3, foot=180, h=120, w=30)  # x0 = 290 at frame 12: wholly in the picture
+    (_, _), (b_before, _) = coast([a, b], n_frames=40, max_frames=30, size=(W, H))
+    assert b_before[0].tolist() == list(range(3, 12))
+    assert (b_before[1][:, 2] == W).all() and np.allclose(b_before[1][:, 0], 326 - 3 * b_before[0])
+    (_, _), (unclipped, _) = coast([a, b], n_frames=40, max_frames=30)
+    assert unclipped[0].tolist() == [10, 11]
+
+
 def test_a_walker_coming_in_at_the_edge_is_followed_from_its_first_partial_box() -> None:
     """A walker enters at the left edge: its first boxes are thin slivers growing by 6 px a frame that
     the tracker never matched (its track starts at frame 6). They are added to the track (touching the

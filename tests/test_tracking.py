@@ -218,3 +218,95 @@ def test_a_folder_of_frames_is_one_video(crowd: Path, tmp_path: Path) -> None:
     man = load_manifest("casia-b")
     assert find_videos(folder, man) == [folder] and find_videos(tmp_path, man) == [folder]
     assert auto_layout(folder, man, "names") == "footage" and footage_id(folder).subject == "cam 1"
+
+
+def test_the_tracker_follows_the_detect_pass_and_holds_one_batch_of_crops(
+    crowd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """extract's streamed order (the tracker fed each detected batch, a frame's blob crops dropped once
+    tracked) gives exactly the tracks of the whole-video order (every frame detected, then tracked),
+    while holding the crops of one batch at most, not of the video."""
+    import shutil
+    from types import SimpleNamespace
+
+    from pipeline.extract import job
+    from pipeline.extract.detect import BgSubDetector
+    from pipeline.extract.models import Models
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.extract.track import BlobMasks
+    from pipeline.manifest import SequenceId
+
+    held: list[int] = []
+
+    class Watched(BlobMasks):
+        def detect(self, detector, frames):  # type: ignore[no-untyped-def]
+            out = super().detect(detector, frames)
+            held.append(len(self.crops))
+            return out
+
+    monkeypatch.setattr(job, "BlobMasks", Watched)
+    video = tmp_path / "scene-1-090.avi"  # alone: the background is the median of the video, as bgsub_tracks takes it
+    shutil.copy(crowd / "scene-1-090.avi", video)
+    settings = ExtractSettings(detector="bgsub", segmenter="bgsub", tracks="all", batch_size=8)
+    models = Models(BgSubDetector(), SimpleNamespace(reset=lambda background: None), SimpleNamespace(near_is_large=True))
+    parts = job.stream_video(video, SequenceId("scene-1", "crowd", "090"), settings, models, [])
+    heads = next(parts)
+    parts.close()  # the tracks are known: segmentation and depth are not needed here
+    assert len(held) == 10 and max(held) == 8  # 80 frames in batches of 8: never more than one batch's crops
+    tracks, stats = bgsub_tracks(video)
+    assert len(heads) == len(tracks) == 3
+    for head, track in zip(heads, tracks, strict=True):
+        for name, want in (("frames", track.frames), ("box", track.boxes), ("score", track.scores),
+                           ("track_frames", track.trajectory.frames), ("track_boxes", track.trajectory.boxes),
+                           ("track_state", track.trajectory.state)):
+            assert np.array_equal(head.track[name], want), name
+    recorded = dict(heads[0].header["tracking"])
+    assert recorded.pop("blobs_split") > 0 and recorded == {k: v for k, v in stats.to_dict().items() if k != "blobs_split"}
+    assert recorded["blobs_colour_split"] > 0  # the colour models were learnt and used while streaming
+
+
+def test_a_long_crowd_video_holds_the_cache_files_of_the_tracks_under_way_only(
+    crowd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crowd played twice: the second pass opens each track's cache at its first batch and finishes
+    it after its last, so the first play's files are done (in place) before the second's open; every
+    track's file gets all its rows."""
+    import cv2
+
+    from pipeline.extract import job
+    from pipeline.extract.models import load_models
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.extract.track_index import index_path, read_index
+    from pipeline.extract.video import VideoReader
+    from pipeline.formats.video_cache import read_video_cache
+    from pipeline.manifest import SequenceId
+    from tests.tiny_models import save_tiny_depth_anything
+
+    frames = np.concatenate([f for _, f in VideoReader(crowd / "scene-1-090.avi").batches(32)])
+    video = tmp_path / "twice.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 25, (W, H))
+    for frame in (*frames, *frames):
+        writer.write(frame)
+    writer.release()
+    now, most = [0], [0]
+
+    class Counted(job.CacheWriter):
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+            return super().__enter__()
+
+        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+            now[0] -= 1
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(job, "CacheWriter", Counted)
+    depth = save_tiny_depth_anything(tmp_path / "depth")
+    settings = ExtractSettings(tracks="all", depth=str(depth), depth_input_height=56, threads=1)
+    seq = SequenceId("twice", "footage", "000")
+    target = index_path(tmp_path / "cache", seq)
+    rows, _ = job.extract_to_cache(video, seq, settings, load_models(settings), target)
+    _, caches = read_index(target)
+    assert len(caches) >= 5 and now[0] == 0  # both plays' walkers; every file finished
+    assert most[0] <= 3  # the walkers in the picture at once, never every track's file
+    assert rows == sum(len(read_video_cache(c)) for c in caches) > 0

@@ -1,7 +1,8 @@
 """One video through the stages: decode -> (background) -> detect -> track(s) -> segment + depth.
 
 ``stream_video`` is the one pass: it yields the tracks (header and per-frame boxes, known after the
-detect pass: one walker, or every person with ``--tracks all``, ``pipeline.extract.track``) and
+detect pass: one walker, or every person with ``--tracks all``, ``pipeline.extract.track``, whose
+tracker follows the detect pass batch by batch so a long video's blob crops are never all held) and
 then each batch's masks and float16 depth per track as they are produced. ``extract_to_cache``
 streams them into the cache file (memory bounded by the batch, not the video); ``extract_video``
 gathers them in memory (``depthgait_model.infer``). A failure inside a stage becomes a
@@ -23,7 +24,7 @@ from pipeline.extract.bgsub import BackgroundModel, background_sample, find_back
 from pipeline.extract.detect import BgSubDetector, Track, select_track
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
-from pipeline.extract.track import BlobMasks, track_people
+from pipeline.extract.track import BlobMasks, RawTracker, track_people
 from pipeline.extract.video import VideoError, VideoReader, frame_sizes, prefetch
 from pipeline.formats.storage import StorageError
 from pipeline.formats.video_cache import (
@@ -96,13 +97,14 @@ def _background(path: Path, bg_file: Path | None, reader: VideoReader, settings:
 
 
 def _find_tracks(candidates: list[np.ndarray], settings: ExtractSettings, info: Any, splits: int,
-                 masks: BlobMasks | None = None) -> tuple[list[Track], dict]:
-    """``longest``: the one walker (``select_track``); ``all``: every person track that passes the filters."""
+                 follow: RawTracker | None = None) -> tuple[list[Track], dict]:
+    """``longest``: the one walker (``select_track``); ``all``: every person track that passes the filters
+    (``follow``: the tracker already fed every frame as it was detected)."""
     if settings.track_mode == "longest":
         track = select_track(candidates)
         return ([] if track is None else [track]), {}
-    tracks, stats = track_people(candidates, info.width, info.height, info.fps, settings.tracker,
-                                 blobs=settings.detector == "bgsub", masks=masks)
+    assert follow is not None, "--tracks all: the tracker follows the detect pass"
+    tracks, stats = track_people(candidates, info.width, info.height, info.fps, settings.tracker, raw=follow.raw)
     stats.blobs_split = splits
     return tracks, stats.to_dict()
 
@@ -130,13 +132,23 @@ def stream_video(
     models.segmenter.reset(background)
 
     candidates: list[np.ndarray] = []
-    # --tracks all over bgsub blobs: keep the blobs' foreground, so one that several tracks claim is cut between them
+    # --tracks all over bgsub blobs: the blobs' foreground, so one that several tracks claim is cut between them;
+    # the tracker follows each batch as it is detected, and a frame's crops are dropped once it passed it
     masks = BlobMasks() if settings.track_mode == "all" and isinstance(models.detector, BgSubDetector) else None
+    follow = None
+    if settings.track_mode == "all":
+        with stage("track", path):
+            follow = RawTracker(settings.tracker, info.fps, blobs=settings.detector == "bgsub", masks=masks,
+                                size=(info.width, info.height))
     bar = progress_bar(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
                position=1, disable=not progress)
     with stage("detect", path), bar:
         for _, frames in prefetch(reader.batches(bs)):
-            candidates.extend(masks.detect(models.detector, frames) if masks else models.detector(frames))
+            found = masks.detect(models.detector, frames) if masks else models.detector(frames)
+            candidates.extend(found)
+            if follow is not None:
+                with stage("track", path):
+                    follow.feed(found)
             bar.update(len(frames))
             heartbeat()
     n = reader.n_decoded or 0
@@ -145,8 +157,8 @@ def stream_video(
     if n < MIN_FRAMES:
         warnings.append(("decode", f"{path}: only {n} frame(s); a gait sequence needs at least {MIN_FRAMES}"))
     with stage("track", path):
-        tracks, dropped = _find_tracks(candidates, settings, info, int(getattr(models.detector, "splits", 0)), masks)
-    del candidates, masks
+        tracks, dropped = _find_tracks(candidates, settings, info, int(getattr(models.detector, "splits", 0)), follow)
+    del candidates, masks, follow
     if not tracks:
         why = "" if not dropped else f" that passes the track filters ({dropped})"
         raise StageError("detect", f"{path}: no person found{why} in any of its {n} frames")
@@ -297,16 +309,30 @@ def extract_to_cache(
     targets = [cache_path(cache_root(target), SequenceId(h.header["subject"], h.header["condition"], h.header["view"]))
                if several else target for h in heads]
     where = target
+    writers: dict[int, CacheWriter] = {}
+
+    def start(k: int, stack: contextlib.ExitStack) -> contextlib.ExitStack:
+        own = stack.enter_context(contextlib.ExitStack())  # closed early (done) or with the outer stack (failed)
+        writers[k] = own.enter_context(CacheWriter(targets[k], header_attrs(heads[k].header, compute_record(settings)),
+                                                   heads[k].track))
+        return own
+
     try:
         with contextlib.ExitStack() as stack:
-            writers = []
-            for head, out in zip(heads, targets, strict=True):
-                where = out
-                writers.append(stack.enter_context(
-                    CacheWriter(out, header_attrs(head.header, compute_record(settings)), head.track)))
+            # a track's file is opened at its first batch and finished after its last: a long video with many
+            # people holds the HDF5 buffers of the tracks under way, not of every track of the video
+            open_: dict[int, contextlib.ExitStack] = {}
             for k, (mask, depth, crop_size) in parts:  # type: ignore[misc]
                 where = targets[k]
+                if k not in writers:
+                    open_[k] = start(k, stack)
                 writers[k].append(mask, depth, crop_size)
+                if writers[k].rows == writers[k].total:
+                    open_.pop(k).close()  # all its rows came: renamed into place
+            for k in range(len(heads)):  # a track no batch came for: its writer says what is missing
+                if k not in writers:
+                    where = targets[k]
+                    start(k, stack).close()
         if several:
             where = target
             write_index(target, heads[0].header["fingerprint"], targets)
@@ -314,4 +340,4 @@ def extract_to_cache(
         raise
     except (ExtractCacheError, OSError) as exc:  # an I/O error of this file only (not a full or read-only folder)
         raise StageError("write", f"{path}: {where}: {exc}") from exc
-    return sum(w.rows for w in writers), warnings
+    return sum(w.rows for w in writers.values()), warnings

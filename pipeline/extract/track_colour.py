@@ -32,6 +32,25 @@ def histogram(codes: np.ndarray) -> np.ndarray:
     return counts / max(counts.sum(), 1.0)
 
 
+def sparse_histogram(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bins a float32 histogram fills (uint16 [n]) and their shares (float32 [n]): what a raw track
+    keeps per detection (a walker's blob fills tens of the ``BINS``; the dense one is 4 kB)."""
+    bins = np.flatnonzero(hist)
+    return bins.astype(np.uint16), hist[bins].astype(np.float32)
+
+
+def dense_histograms(hists: np.ndarray) -> np.ndarray:
+    """float32 [n, BINS] of a piece's colours: an object array of ``sparse_histogram`` pairs (None or 0:
+    no colours) is filled in, a dense float array is passed through."""
+    if hists.dtype != object:
+        return hists
+    out = np.zeros((len(hists), BINS), np.float32)
+    for row, pair in zip(out, hists, strict=True):
+        if isinstance(pair, tuple):
+            row[pair[0]] = pair[1]
+    return out
+
+
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Bhattacharyya coefficient of two histograms: 1 for the same colours, 0 for none shared."""
     return float(np.sqrt(a * b).sum())
@@ -150,5 +169,5 @@ def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: floa
     return parts
 
 
-__all__ = ["BINS", "ColourModels", "colour_parts", "histogram", "inside_share", "lab_codes", "share_blob", "similarity",
-           "split_by_colour"]
+__all__ = ["BINS", "ColourModels", "colour_parts", "dense_histograms", "histogram", "inside_share", "lab_codes", "share_blob", "similarity",
+           "sparse_histogram", "split_by_colour"]

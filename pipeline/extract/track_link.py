@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.extract.detect import Track
+from pipeline.extract.track_colour import dense_histograms
 from pipeline.formats.video_cache import TRACK_STATES
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
                                              ("kept", "merged", "border", "small", "interpolated"))
-# frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n], colour histograms [n, BINS])
+# frames int64 [n], boxes float32 [n, 4], scores float32 [n] (, split bool [n], colour histograms: float32 [n, BINS]
+# or object [n] of track_colour.sparse_histogram pairs)
 Piece = tuple[np.ndarray, ...]
 FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
 
@@ -149,7 +151,7 @@ def _alike(a: Piece, b: Piece) -> float | None:
     if len(a) < 5 or len(b) < 5:
         return None
     ends = []
-    for hists in (a[4][-FIT:], b[4][:FIT]):
+    for hists in (dense_histograms(a[4][-FIT:]), dense_histograms(b[4][:FIT])):
         seen = hists[hists.sum(1) > 0]
         if not len(seen):
             return None
@@ -201,12 +203,15 @@ def overlaps(a: np.ndarray, b: np.ndarray, share: float) -> np.ndarray:
     return inter >= share * area
 
 
-def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0.8) -> list[tuple[Piece, Piece]]:
+def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0.8,
+          size: tuple[int, int] | None = None) -> list[tuple[Piece, Piece]]:
     """Per track, the frames before its first and after its last detection where it walks on hidden in
     another track's blob: its line carried on (centre x, foot line, height; median width) for as long
     as at least ``inside`` of the carried box lies within a box detected for another track, up to
     ``max_frames``. ``(before, after)``: frames [k] and boxes [k, 4] each. A walker swallowed by a
-    nearer one's blob is followed there, and that blob is known to hold two people."""
+    nearer one's blob is followed there, and that blob is known to hold two people. ``size`` (width,
+    height): the carried box is clipped to the picture (what is seen of a walker coming in, or going
+    out, at the edge inside another's blob), and the carrying stops where nothing of it is left."""
     seen = [dict(zip(p[0].tolist(), p[1], strict=True)) for p in tracks]
     out = []
     for i, piece in enumerate(tracks):
@@ -220,8 +225,11 @@ def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0
             for t in range(int(t0) + step, int(t0) + step * (max_frames + 1), step):
                 x, foot, h = v0 + slope * (t - t0)
                 box = np.array([x - w / 2, foot - h, x + w / 2, foot], np.float32)
+                if size is not None:
+                    box = np.clip(box, 0, np.array([*size, *size], np.float32))
                 hosts = [d[t] for j, d in enumerate(seen) if j != i and t in d]
-                if not 0 <= t < n_frames or not hosts or not any(_inside(box, host) >= inside for host in hosts):
+                if (not 0 <= t < n_frames or not hosts or min(box[2] - box[0], box[3] - box[1]) < 1
+                        or not any(_inside(box, host) >= inside for host in hosts)):
                     break
                 frames.append(t)
                 boxes.append(box)
@@ -273,7 +281,8 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
                   np.array([r[2] for r in rows], np.float32)) for rows in (before, after)]
         cols = [np.concatenate([extra[0][m], parts[m], extra[1][m]]) for m in range(3)]
         for m in range(3, len(piece)):  # split flags / colours: none for the added frames
-            pad = [np.zeros((len(x[0]), *piece[m].shape[1:]), piece[m].dtype) for x in extra]
+            pad = [np.zeros((len(x[0]), *piece[m].shape[1:]), piece[m].dtype) if piece[m].dtype != object
+                   else np.full(len(x[0]), None, object) for x in extra]
             cols.append(np.concatenate([pad[0], piece[m], pad[1]]))
         out.append(tuple(cols))
     return out, added
