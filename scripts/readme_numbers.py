@@ -9,7 +9,9 @@ Marked blocks of README.md are regenerated; the text between the markers is repl
   (``scripts/run_ablation.py``'s mean and standard deviation over seeds);
 - ``<!-- paired:NAME -->`` ... ``<!-- /paired:NAME -->``: the seed-paired differences of ``docs/results/NAME.json``
   (``run_ablation.py --pair``'s ``paired.json``): per comparison and condition, the mean over views and each
-  view, with 95% t intervals.
+  view, with 95% t intervals;
+- ``<!-- crowd:A,B -->`` ... ``<!-- /crowd:A,B -->``: the crowd-tracking table, a row per
+  ``docs/results/crowd_tracking_A.json`` (``bench/bench_crowd.py --json``).
 
 Usage: ``python scripts/readme_numbers.py [--demo demo] [--results docs/results] [--readme README.md] [--check]``.
 ``--check`` changes nothing and exits 1 when the README differs from the files (for CI).
@@ -98,6 +100,26 @@ def paired_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+TRACKER_NAMES = {"bytetrack": "ByteTrack", "botsort": "BoT-SORT"}
+
+
+def crowd_table(results: Path, names: list[str]) -> str:
+    """The crowd-tracking table from ``bench/bench_crowd.py``'s JSONs: a row per file, scored on trajectories
+    (mask IoU on the kept frames, the only ones with a silhouette)."""
+    head = ["tracker, scenes", "walkers followed", "mean hit rate", "ID switches", "IDF1", "MOTA",
+            "spare tracks (max per scene)", "mask IoU of kept frames"]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    for name in names:
+        data = json.loads((results / f"crowd_tracking_{name}.json").read_text())
+        cfg, traj, kept = data["settings"], data["summary"]["trajectory"], data["summary"]["kept"]
+        label = f"{TRACKER_NAMES.get(cfg['tracker'], cfg['tracker'])}, seed {cfg['seed']} x {cfg['scenes']}"
+        lines.append("| " + " | ".join([
+            label, f"{traj['walkers_followed']} / {traj['walkers']}", f"{traj['walker_hit_rate_mean']:.2f}",
+            str(traj["id_switches"]), f"{traj['idf1']:.2f}", f"{traj['mota']:.2f}", str(traj["spare_tracks_max"]),
+            f"{kept['mask_iou']:.2f}"]) + " |")
+    return "\n".join(lines)
+
+
 def replace_block(text: str, tag: str, body: str) -> str:
     """Replace what lies between ``<!-- tag -->`` and ``<!-- /tag -->`` (markers kept, on their own lines)."""
     pattern = re.compile(rf"(<!-- {re.escape(tag)} -->\n)(.*?)(\n<!-- /{re.escape(tag)} -->)", re.DOTALL)
@@ -135,6 +157,11 @@ def rewrite(readme: str, demo: Path | None, results: Path | None) -> tuple[str, 
             if path.is_file():
                 readme = replace_block(readme, f"paired:{tag}", paired_table(path))
                 done.append(f"paired:{tag}")
+        for tags in re.findall(r"<!-- crowd:([\w,-]+) -->", readme):
+            names = tags.split(",")
+            if all((results / f"crowd_tracking_{n}.json").is_file() for n in names):
+                readme = replace_block(readme, f"crowd:{tags}", crowd_table(results, names))
+                done.append(f"crowd:{tags}")
     return readme, done
 
 
