@@ -128,3 +128,38 @@ def test_colours_are_learnt_only_where_the_walker_is_wholly_in_the_picture() -> 
     red_frame = np.full((H, W, 3), GREY, np.uint8)
     figure(red_frame, red, (60, 10, 90, 110), RED, (30, 30, 90))
     assert similarity(follow.models.hist[tid], histogram(lab_codes(red_frame)[red])) > 0.95  # red alone
+
+
+def test_a_farther_walkers_part_stops_at_its_own_height_not_at_the_nearer_ones_feet() -> None:
+    """A short (far) figure behind a tall (near) one, both in green trousers, the far one's predicted box
+    drifted down to the near one's feet (as the tracker's is after a column cut gave it the near one's
+    legs): by colour alone the far part takes the near legs too; its usual height cuts it back."""
+    green = (60, 120, 60)
+    frame, fg = np.full((H, W, 3), GREY, np.uint8), np.zeros((H, W), bool)
+    figure(frame, fg, (60, 10, 88, 70), BLUE, green)  # far: 60 px tall, feet at y = 70
+    back = fg.copy()
+    front = np.zeros_like(fg)
+    figure(frame, front, (74, 28, 104, 110), RED, green, BLOND)  # near, in front
+    fg |= front
+    ys, xs = np.nonzero(fg)
+    row = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.5], np.float32)
+    crop = (slice(int(row[1]), int(row[3])), slice(int(row[0]), int(row[2])))
+    codes = lab_codes(frame)
+    alone, alone_fg = np.full((H, W, 3), GREY, np.uint8), np.zeros((H, W), bool)
+    figure(alone, alone_fg, (60, 10, 88, 70), BLUE, green)
+    far_hist = histogram(lab_codes(alone)[alone_fg])
+    shirt = np.zeros_like(front)
+    shirt[28 + 82 // 6:28 + 41, 74:104] = True
+    near_hist = 0.5 * histogram(codes[front]) + 0.5 * histogram(codes[shirt])  # the near one wears less green
+    claims = np.array([[58, 8, 90, 110], [72, 26, 106, 112]], np.float32)
+    args = (row, fg[crop], codes[crop], claims, [far_hist, near_hist], [float(back.sum()), float(front.sum())])
+    plain = split_by_colour(*args)
+    assert plain is not None and plain[0][3] > 100  # the shared green went to the far one down to y = 110
+    parts = split_by_colour(*args, heights=[60.0, 82.0])
+    assert parts is not None and len(parts) == 2
+    far = back & ~front
+    my, mx = np.nonzero(far)
+    truth = np.array([[mx.min(), my.min(), mx.max() + 1, my.max() + 1]], np.float64)
+    assert parts[0][3] <= parts[0][1] + 1.15 * 60 + 1  # cut at its usual height below its top
+    assert box_iou(parts[0][None, :4].astype(np.float64), truth)[0, 0] >= 0.6
+    assert box_iou(plain[0][None, :4].astype(np.float64), truth)[0, 0] < 0.6

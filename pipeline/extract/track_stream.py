@@ -262,7 +262,7 @@ class RawTracker:
                     # a whole blob no other track's predicted box reaches into is this walker alone: learn it
                     elif (not self._at_border(boxes.data[idx])
                           and (not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1)):
-                        models.learn(tid, codes)
+                        models.learn(tid, codes, float(boxes.data[idx, 3] - boxes.data[idx, 1]))
                     hist = sparse_histogram(dense)
                 self.raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist))
         if masks is not None:
