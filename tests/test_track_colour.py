@@ -163,3 +163,36 @@ def test_a_farther_walkers_part_stops_at_its_own_height_not_at_the_nearer_ones_f
     assert parts[0][3] <= parts[0][1] + 1.15 * 60 + 1  # cut at its usual height below its top
     assert box_iou(parts[0][None, :4].astype(np.float64), truth)[0, 0] >= 0.6
     assert box_iou(plain[0][None, :4].astype(np.float64), truth)[0, 0] < 0.6
+
+
+def test_colour_split_parts_are_recorded_for_the_track_they_were_split_for() -> None:
+    """Two parts of one blob, split by colour for tracks 7 and 9: where the tracker's IoU matching handed
+    them the other way round, each is recorded for the track whose colours it holds; where following the
+    owners would give one track two detections (or drop one), the tracker's ids stay."""
+    from pipeline.extract.track import RawTracker
+
+    follow = RawTracker(blobs=True)
+    #                 x0  y0  x1  y1 id score cls idx
+    out = np.array([[10, 10, 30, 60, 9, 0.3, 0, 0],  # part 0 (split for track 7) matched to track 9
+                    [20, 12, 40, 62, 7, 0.3, 0, 1],  # part 1 (split for track 9) matched to track 7
+                    [90, 10, 110, 60, 3, 0.3, 0, 2]], np.float32)  # a whole blob of track 3
+    fixed = follow._own_parts(out, [7, 9, -1])
+    assert fixed[:, 4].tolist() == [7, 9, 3]
+    assert np.array_equal(fixed[:, :4], out[:, :4]) and out[:, 4].tolist() == [9, 7, 3]  # boxes kept, input untouched
+    assert follow._own_parts(out, [7, -1, -1])[:, 4].tolist() == [9, 7, 3]  # track 7 twice: not a swap
+    assert follow._own_parts(out, [7, 9, 5])[:, 4].tolist() == [9, 7, 3]  # 5 is not among the ids given
+    assert follow._own_parts(out, [9, 7, -1])[:, 4].tolist() == [9, 7, 3]  # already right
+    owners: list[int] = []
+    alone_a, alone_b = np.full((H, W, 3), GREY, np.uint8), np.full((H, W, 3), GREY, np.uint8)
+    fa, fb = np.zeros((H, W), bool), np.zeros((H, W), bool)
+    figure(alone_a, fa, (20, 10, 50, 110), RED, (30, 30, 90))
+    figure(alone_b, fb, (40, 14, 68, 104), BLUE, (60, 120, 60), BLOND)
+    frame, fg = alone_b.copy(), fb.copy()
+    frame[fa], fg = alone_a[fa], fg | fa  # the red one in front
+    ys, xs = np.nonzero(fg)
+    row = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.5], np.float32)
+    crop = (slice(int(row[1]), int(row[3])), slice(int(row[0]), int(row[2])))
+    hists = [histogram(lab_codes(alone_b)[fb]), histogram(lab_codes(alone_a)[fa])]  # claimant 0: blue
+    parts = split_by_colour(row, fg[crop], lab_codes(frame)[crop], np.array([[38, 12, 70, 106], [18, 8, 52, 112]],
+                            np.float32), hists, [float(fb.sum()), float(fa.sum())], owners=owners)
+    assert parts is not None and owners == [0, 1] and parts[0][0] > parts[1][0]  # blue's part is the right one

@@ -89,7 +89,7 @@ class ColourModels:
 def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: np.ndarray,
                     hists: list[np.ndarray], areas: list[float], max_alike: float = 0.8,
                     min_part: float = 0.15, heights: list[float | None] | None = None,
-                    tall: float = 1.15) -> list[np.ndarray] | None:
+                    tall: float = 1.15, owners: list[int] | None = None) -> list[np.ndarray] | None:
     """Split blob ``row`` [5] (foreground ``fg`` bool [h, w], colour codes ``codes`` uint16 [h, w]) between
     the predicted boxes ``claims`` [M, 4] (image coordinates) of tracks with colours ``hists`` and usual
     areas ``areas``. A pixel goes to the claimant maximising log p(colour) minus how far (in its box
@@ -98,7 +98,8 @@ def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: 
     area is re-boxed on its pixels (2nd..98th percentile: a stray pixel does not widen the box). None:
     two claimants dress too much alike (``max_alike``) to split by colour, or no pixel is foreground.
     ``heights``: each claimant's usual box height (None: unknown); a part is cut at ``tall`` x it below
-    its top (a farther walker's part takes the nearer one's legs down to the nearer one's foot line)."""
+    its top (a farther walker's part takes the nearer one's legs down to the nearer one's foot line).
+    ``owners``: filled with the claimant index of each part returned."""
     ys, xs = np.nonzero(fg)
     if len(ys) == 0 or len(claims) < 2:
         return None
@@ -126,6 +127,8 @@ def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: 
         if heights is not None and heights[m] is not None:
             box[3] = min(box[3], box[1] + tall * float(heights[m]))  # type: ignore[arg-type]
         parts.append(np.append(box, mine.sum() / max(1.0, float(np.prod(box[2:] - box[:2])))).astype(np.float32))
+        if owners is not None:
+            owners.append(m)
     return parts if len(parts) > 0 else None
 
 
@@ -137,15 +140,21 @@ def inside_share(boxes: np.ndarray, row: np.ndarray) -> np.ndarray:
 
 
 def colour_parts(row: np.ndarray, blob: tuple[np.ndarray, np.ndarray], ids: list[int], claims: np.ndarray,
-                 colours: ColourModels, inside: float = 0.6) -> list[np.ndarray] | None:
+                 colours: ColourModels, inside: float = 0.6, owners: list[int] | None = None) -> list[np.ndarray] | None:
     """Blob ``row`` (``blob``: its foreground and colour codes, ``BlobMasks.colours``) split by colour
     between the tracks ``ids`` whose predicted boxes ``claims`` lie in it (``inside`` of their area) and
-    whose colours are known; None where fewer than two such claim it."""
+    whose colours are known; None where fewer than two such claim it. ``owners``: filled with the track
+    id each part was split off for."""
     mine = [m for m in np.flatnonzero(inside_share(claims, row) >= inside) if colours.known(ids[m])]
     if len(mine) < 2:
         return None
-    return split_by_colour(row, *blob, claims[mine], [colours.hist[ids[m]] for m in mine],
-                           [colours.area[ids[m]] for m in mine], heights=[colours.height.get(ids[m]) for m in mine])
+    which: list[int] = []
+    parts = split_by_colour(row, *blob, claims[mine], [colours.hist[ids[m]] for m in mine],
+                            [colours.area[ids[m]] for m in mine], heights=[colours.height.get(ids[m]) for m in mine],
+                            owners=which)
+    if owners is not None and parts is not None:
+        owners.extend(ids[mine[k]] for k in which)
+    return parts
 
 
 def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: float = 0.6) -> list[np.ndarray]:
