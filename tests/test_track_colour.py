@@ -128,3 +128,71 @@ def test_colours_are_learnt_only_where_the_walker_is_wholly_in_the_picture() -> 
     red_frame = np.full((H, W, 3), GREY, np.uint8)
     figure(red_frame, red, (60, 10, 90, 110), RED, (30, 30, 90))
     assert similarity(follow.models.hist[tid], histogram(lab_codes(red_frame)[red])) > 0.95  # red alone
+
+
+def test_a_farther_walkers_part_stops_at_its_own_height_not_at_the_nearer_ones_feet() -> None:
+    """A short (far) figure behind a tall (near) one, both in green trousers, the far one's predicted box
+    drifted down to the near one's feet (as the tracker's is after a column cut gave it the near one's
+    legs): by colour alone the far part takes the near legs too; its usual height cuts it back."""
+    green = (60, 120, 60)
+    frame, fg = np.full((H, W, 3), GREY, np.uint8), np.zeros((H, W), bool)
+    figure(frame, fg, (60, 10, 88, 70), BLUE, green)  # far: 60 px tall, feet at y = 70
+    back = fg.copy()
+    front = np.zeros_like(fg)
+    figure(frame, front, (74, 28, 104, 110), RED, green, BLOND)  # near, in front
+    fg |= front
+    ys, xs = np.nonzero(fg)
+    row = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.5], np.float32)
+    crop = (slice(int(row[1]), int(row[3])), slice(int(row[0]), int(row[2])))
+    codes = lab_codes(frame)
+    alone, alone_fg = np.full((H, W, 3), GREY, np.uint8), np.zeros((H, W), bool)
+    figure(alone, alone_fg, (60, 10, 88, 70), BLUE, green)
+    far_hist = histogram(lab_codes(alone)[alone_fg])
+    shirt = np.zeros_like(front)
+    shirt[28 + 82 // 6:28 + 41, 74:104] = True
+    near_hist = 0.5 * histogram(codes[front]) + 0.5 * histogram(codes[shirt])  # the near one wears less green
+    claims = np.array([[58, 8, 90, 110], [72, 26, 106, 112]], np.float32)
+    args = (row, fg[crop], codes[crop], claims, [far_hist, near_hist], [float(back.sum()), float(front.sum())])
+    plain = split_by_colour(*args)
+    assert plain is not None and plain[0][3] > 100  # the shared green went to the far one down to y = 110
+    parts = split_by_colour(*args, heights=[60.0, 82.0])
+    assert parts is not None and len(parts) == 2
+    far = back & ~front
+    my, mx = np.nonzero(far)
+    truth = np.array([[mx.min(), my.min(), mx.max() + 1, my.max() + 1]], np.float64)
+    assert parts[0][3] <= parts[0][1] + 1.15 * 60 + 1  # cut at its usual height below its top
+    assert box_iou(parts[0][None, :4].astype(np.float64), truth)[0, 0] >= 0.6
+    assert box_iou(plain[0][None, :4].astype(np.float64), truth)[0, 0] < 0.6
+
+
+def test_colour_split_parts_are_recorded_for_the_track_they_were_split_for() -> None:
+    """Two parts of one blob, split by colour for tracks 7 and 9: where the tracker's IoU matching handed
+    them the other way round, each is recorded for the track whose colours it holds; where following the
+    owners would give one track two detections (or drop one), the tracker's ids stay."""
+    from pipeline.extract.track import RawTracker
+
+    follow = RawTracker(blobs=True)
+    #                 x0  y0  x1  y1 id score cls idx
+    out = np.array([[10, 10, 30, 60, 9, 0.3, 0, 0],  # part 0 (split for track 7) matched to track 9
+                    [20, 12, 40, 62, 7, 0.3, 0, 1],  # part 1 (split for track 9) matched to track 7
+                    [90, 10, 110, 60, 3, 0.3, 0, 2]], np.float32)  # a whole blob of track 3
+    fixed = follow._own_parts(out, [7, 9, -1])
+    assert fixed[:, 4].tolist() == [7, 9, 3]
+    assert np.array_equal(fixed[:, :4], out[:, :4]) and out[:, 4].tolist() == [9, 7, 3]  # boxes kept, input untouched
+    assert follow._own_parts(out, [7, -1, -1])[:, 4].tolist() == [9, 7, 3]  # track 7 twice: not a swap
+    assert follow._own_parts(out, [7, 9, 5])[:, 4].tolist() == [9, 7, 3]  # 5 is not among the ids given
+    assert follow._own_parts(out, [9, 7, -1])[:, 4].tolist() == [9, 7, 3]  # already right
+    owners: list[int] = []
+    alone_a, alone_b = np.full((H, W, 3), GREY, np.uint8), np.full((H, W, 3), GREY, np.uint8)
+    fa, fb = np.zeros((H, W), bool), np.zeros((H, W), bool)
+    figure(alone_a, fa, (20, 10, 50, 110), RED, (30, 30, 90))
+    figure(alone_b, fb, (40, 14, 68, 104), BLUE, (60, 120, 60), BLOND)
+    frame, fg = alone_b.copy(), fb.copy()
+    frame[fa], fg = alone_a[fa], fg | fa  # the red one in front
+    ys, xs = np.nonzero(fg)
+    row = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.5], np.float32)
+    crop = (slice(int(row[1]), int(row[3])), slice(int(row[0]), int(row[2])))
+    hists = [histogram(lab_codes(alone_b)[fb]), histogram(lab_codes(alone_a)[fa])]  # claimant 0: blue
+    parts = split_by_colour(row, fg[crop], lab_codes(frame)[crop], np.array([[38, 12, 70, 106], [18, 8, 52, 112]],
+                            np.float32), hists, [float(fb.sum()), float(fa.sum())], owners=owners)
+    assert parts is not None and owners == [0, 1] and parts[0][0] > parts[1][0]  # blue's part is the right one

@@ -198,3 +198,19 @@ def test_a_walker_coming_in_at_the_edge_is_followed_from_its_first_partial_box()
     assert np.array_equal(mine[1][:3, 2], [24, 30, 36]) and theirs[0].tolist() == [0, 1, 2]
     (alone,), _ = extend_at_border([(f, boxes, scores)], cands[:1] + [np.zeros((0, 5), np.float32)] * 29, W, H, 3)
     assert alone[0][0] == 6  # no sliver: nothing added
+
+
+def test_a_piece_of_a_body_followed_as_a_track_merges_no_walker() -> None:
+    """A walker 100 px tall whose leg the foreground cut off as a blob of its own (30 px, inside its box):
+    with ``fragment`` the leg's track does not make the walker's frames merged; a 60 px walker behind it
+    (a farther person) still does, and without ``fragment`` the leg did too."""
+    from pipeline.extract.track_link import merged_frames
+
+    frames = np.arange(5)
+    walker = (frames, np.tile(np.array([[0, 0, 40, 100]], np.float32), (5, 1)))
+    leg = (frames, np.tile(np.array([[10, 62, 30, 92]], np.float32), (5, 1)))
+    behind = (frames, np.tile(np.array([[20, 30, 44, 90]], np.float32), (5, 1)))
+    assert not merged_frames([walker, leg], 0.2, 5, fragment=0.4)[0].any()
+    assert merged_frames([walker, leg], 0.2, 5)[0].all()  # before: the walker's whole run was cut out
+    flags = merged_frames([walker, behind], 0.2, 5, fragment=0.4)
+    assert flags[0].all() and flags[1].all()

@@ -60,6 +60,8 @@ from pipeline.extract.track_stream import (
     split_blobs,
 )
 
+FRAGMENT = 0.4  # a box under this share of a track's height beside it is a piece of a body, not a person
+
 
 @dataclass(frozen=True)
 class TrackFilter:
@@ -126,7 +128,7 @@ def track_people(
         hists = np.empty(len(rows), object)  # sparse: filled in only where linking compares colours
         hists[:] = [r[4] for r in rows]
         colours.append(hists)
-    merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap)
+    merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap, FRAGMENT)
     pieces = []
     for piece, is_merged, is_shared, hists in zip(tracks, merged, shared, colours, strict=True):
         stats.frames_foreign += int((is_shared == FOREIGN).sum())

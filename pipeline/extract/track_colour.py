@@ -58,22 +58,27 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 class ColourModels:
     """Per tracker id, the colours of its walker (learnt on frames where its blob is its own) and its
-    usual foreground area; ``rate`` is the weight of a new frame in the running mean."""
+    usual foreground area and box height; ``rate`` is the weight of a new frame in the running mean."""
 
     def __init__(self, rate: float = 0.15, min_frames: int = 3) -> None:
         self.rate, self.min_frames = rate, min_frames
         self.hist: dict[int, np.ndarray] = {}
         self.area: dict[int, float] = {}
         self.frames: dict[int, int] = {}
+        self.height: dict[int, float] = {}
 
-    def learn(self, tid: int, codes: np.ndarray) -> None:
-        """One more frame of track ``tid`` alone: ``codes`` are its blob's foreground colour codes."""
+    def learn(self, tid: int, codes: np.ndarray, height: float | None = None) -> None:
+        """One more frame of track ``tid`` alone: ``codes`` are its blob's foreground colour codes,
+        ``height`` its box height (how tall a part split off a shared blob for it may be)."""
         if len(codes) == 0:
             return
         h, n = histogram(codes), self.frames.get(tid, 0)
         rate = max(self.rate, 1.0 / (n + 1))  # the first frames weigh as a plain mean
         self.hist[tid] = h if n == 0 else (1 - rate) * self.hist[tid] + rate * h
         self.area[tid] = float(len(codes)) if n == 0 else (1 - rate) * self.area[tid] + rate * len(codes)
+        if height is not None:
+            old = self.height.get(tid)
+            self.height[tid] = float(height) if old is None else (1 - rate) * old + rate * float(height)
         self.frames[tid] = n + 1
 
     def known(self, tid: int) -> bool:
@@ -83,14 +88,18 @@ class ColourModels:
 
 def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: np.ndarray,
                     hists: list[np.ndarray], areas: list[float], max_alike: float = 0.8,
-                    min_part: float = 0.15) -> list[np.ndarray] | None:
+                    min_part: float = 0.15, heights: list[float | None] | None = None,
+                    tall: float = 1.15, owners: list[int] | None = None) -> list[np.ndarray] | None:
     """Split blob ``row`` [5] (foreground ``fg`` bool [h, w], colour codes ``codes`` uint16 [h, w]) between
     the predicted boxes ``claims`` [M, 4] (image coordinates) of tracks with colours ``hists`` and usual
     areas ``areas``. A pixel goes to the claimant maximising log p(colour) minus how far (in its box
     heights) it lies outside that claimant's box (a colour both wear goes to the one that wears more of it:
     spatial tie rules made the tracker swap ids on the crowd bench). Each claimant with at least ``min_part`` of its usual
     area is re-boxed on its pixels (2nd..98th percentile: a stray pixel does not widen the box). None:
-    two claimants dress too much alike (``max_alike``) to split by colour, or no pixel is foreground."""
+    two claimants dress too much alike (``max_alike``) to split by colour, or no pixel is foreground.
+    ``heights``: each claimant's usual box height (None: unknown); a part is cut at ``tall`` x it below
+    its top (a farther walker's part takes the nearer one's legs down to the nearer one's foot line).
+    ``owners``: filled with the claimant index of each part returned."""
     ys, xs = np.nonzero(fg)
     if len(ys) == 0 or len(claims) < 2:
         return None
@@ -115,7 +124,11 @@ def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: 
         x, y = px[mine] - 0.5, py[mine] - 0.5
         box = np.array([np.percentile(x, 2), np.percentile(y, 1), np.percentile(x, 98) + 1,
                         np.percentile(y, 99) + 1], np.float32)
+        if heights is not None and heights[m] is not None:
+            box[3] = min(box[3], box[1] + tall * float(heights[m]))  # type: ignore[arg-type]
         parts.append(np.append(box, mine.sum() / max(1.0, float(np.prod(box[2:] - box[:2])))).astype(np.float32))
+        if owners is not None:
+            owners.append(m)
     return parts if len(parts) > 0 else None
 
 
@@ -127,15 +140,21 @@ def inside_share(boxes: np.ndarray, row: np.ndarray) -> np.ndarray:
 
 
 def colour_parts(row: np.ndarray, blob: tuple[np.ndarray, np.ndarray], ids: list[int], claims: np.ndarray,
-                 colours: ColourModels, inside: float = 0.6) -> list[np.ndarray] | None:
+                 colours: ColourModels, inside: float = 0.6, owners: list[int] | None = None) -> list[np.ndarray] | None:
     """Blob ``row`` (``blob``: its foreground and colour codes, ``BlobMasks.colours``) split by colour
     between the tracks ``ids`` whose predicted boxes ``claims`` lie in it (``inside`` of their area) and
-    whose colours are known; None where fewer than two such claim it."""
+    whose colours are known; None where fewer than two such claim it. ``owners``: filled with the track
+    id each part was split off for."""
     mine = [m for m in np.flatnonzero(inside_share(claims, row) >= inside) if colours.known(ids[m])]
     if len(mine) < 2:
         return None
-    return split_by_colour(row, *blob, claims[mine], [colours.hist[ids[m]] for m in mine],
-                           [colours.area[ids[m]] for m in mine])
+    which: list[int] = []
+    parts = split_by_colour(row, *blob, claims[mine], [colours.hist[ids[m]] for m in mine],
+                            [colours.area[ids[m]] for m in mine], heights=[colours.height.get(ids[m]) for m in mine],
+                            owners=which)
+    if owners is not None and parts is not None:
+        owners.extend(ids[mine[k]] for k in which)
+    return parts
 
 
 def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: float = 0.6) -> list[np.ndarray]:

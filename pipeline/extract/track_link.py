@@ -55,10 +55,13 @@ def _interpolated(frames: np.ndarray, boxes: np.ndarray, max_gap: int) -> dict[i
     return {int(f): b for f, b in zip(span[keep], fill(frames, boxes, span)[keep], strict=True)}
 
 
-def merged_frames(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int) -> list[np.ndarray]:
+def merged_frames(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max_gap: int,
+                  fragment: float = 0.0) -> list[np.ndarray]:
     """Per track, bool [N]: frames where this box and another track's (detected, or interpolated over
     a gap of up to ``max_gap``: a hidden person is somewhere on the line) share at least ``share`` of
-    the smaller box. A silhouette cut from such a box holds part of the other person too."""
+    the smaller box. A silhouette cut from such a box holds part of the other person too. Another box
+    under ``fragment`` of this one's height is no person beside it but a piece of a body (a leg the
+    foreground cut off as a blob of its own, followed as a track of its own): it merges nothing."""
     spans = [_interpolated(f, b, max_gap) for f, b in tracks]
     flags = []
     for i, (frames, boxes) in enumerate(tracks):
@@ -66,7 +69,7 @@ def merged_frames(tracks: list[tuple[np.ndarray, np.ndarray]], share: float, max
         for n, (f, box) in enumerate(zip(frames, boxes, strict=True)):
             for j, span in enumerate(spans):
                 other = span.get(int(f))
-                if j == i or other is None:
+                if j == i or other is None or other[3] - other[1] < fragment * (box[3] - box[1]):
                     continue
                 tl, br = np.maximum(box[:2], other[:2]), np.minimum(box[2:], other[2:])
                 inter = float(np.prod(np.clip(br - tl, 0, None)))
