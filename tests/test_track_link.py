@@ -214,3 +214,26 @@ def test_a_piece_of_a_body_followed_as_a_track_merges_no_walker() -> None:
     assert merged_frames([walker, leg], 0.2, 5)[0].all()  # before: the walker's whole run was cut out
     flags = merged_frames([walker, behind], 0.2, 5, fragment=0.4)
     assert flags[0].all() and flags[1].all()
+
+
+def test_a_walker_coming_in_at_the_edge_is_joined_on_the_side_the_edge_does_not_cut() -> None:
+    """Seed 1 scene 4's third walker: its first 3 frames are cut by the left edge (a 22 px sliver
+    whose height grows 52 -> 148 as the body comes in), then 3 frames lost in another's blob. Its
+    median height and centre say "someone else"; its last frame's right side and foot line do not."""
+    f = np.array([34, 35, 36], np.int64)
+    entering = (f, np.array([[0, 82, 22, 134], [0, 48, 23, 156], [0, 46, 24, 194]], np.float32), np.full(3, 0.5))
+    g = np.arange(40, 47)
+    x1 = np.array([93, 89, 93, 94, 81, 76, 82], np.float32)
+    x0 = np.array([0, 0, 0, 0, 0, 3, 5], np.float32)
+    later = (g, np.stack([x0, np.full(7, 50), x1, np.full(7, 196)], 1).astype(np.float32), np.full(7, 0.5))
+    assert join_cost(entering, later, max_gap=30) is None  # centre and median height: not the same walker
+    cost = join_cost(entering, later, max_gap=30, width=W)
+    assert cost is not None and cost < 1.0
+    farther_in = (g, later[1] + np.array([120, 0, 120, 0], np.float32), later[2])  # someone 120 px inside
+    assert join_cost(entering, farther_in, max_gap=30, width=W) is None
+    up_the_ground = (g, later[1] + np.array([0, 10, 0, -40], np.float32), later[2])  # farther: 40 px up, shorter
+    assert join_cost(entering, up_the_ground, max_gap=30, width=W) is None
+    much_later = (g + 20, later[1], later[2])  # 24 frames on: a sliver has no speed to carry it that far
+    assert join_cost(entering, much_later, max_gap=30, width=W) is None
+    tracks, joins = stitch([later, entering], max_gap=30, width=W)
+    assert joins == 1 and np.array_equal(tracks[0][0], [34, 35, 36, *range(40, 47)])

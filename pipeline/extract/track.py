@@ -146,7 +146,8 @@ def track_people(
         stats.tracks_short += not cut  # nothing of it is left to link
     stats.segments = len(pieces)
     if f.stitch_gap:
-        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
+        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0, width=width,
+                                              border=f.border)
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
     carried = (coast(pieces, len(candidates), f.stitch_gap, size=(width, height))  # hidden in another's blob
                if f.stitch_gap else None)
