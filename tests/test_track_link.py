@@ -237,3 +237,16 @@ def test_a_walker_coming_in_at_the_edge_is_joined_on_the_side_the_edge_does_not_
     assert join_cost(entering, much_later, max_gap=30, width=W) is None
     tracks, joins = stitch([later, entering], max_gap=30, width=W)
     assert joins == 1 and np.array_equal(tracks[0][0], [34, 35, 36, *range(40, 47)])
+
+
+def test_a_raw_track_whose_box_height_jumps_is_cut_there() -> None:
+    """BoT-SORT on held-out seed 1 scene 4: a walker's id moves onto the blob of a walker coming in at the
+    edge (height 118 -> 149 in one frame) and back (146 -> 118); a walker's own box changes by under 8%."""
+    from pipeline.extract.track import _jumps
+
+    f = np.arange(30, 60)
+    h = np.where((f >= 37) & (f < 50), 149.0, 118.0) * (1 + 0.05 * np.sin(f))  # the gait's own 5% swing
+    boxes = np.stack([np.full(30, 40.0), 190 - h, np.full(30, 90.0), np.full(30, 190.0)], 1).astype(np.float32)
+    assert np.flatnonzero(_jumps(f, boxes)).tolist() == [7, 20]  # frames 37 and 50
+    missed = np.delete(np.arange(30), 7)  # frame 37 not detected: 36 -> 38 is no frame-to-frame jump
+    assert np.flatnonzero(_jumps(f[missed], boxes[missed])).tolist() == [19]
