@@ -250,3 +250,10 @@ def test_a_raw_track_whose_box_height_jumps_is_cut_there() -> None:
     assert np.flatnonzero(_jumps(f, boxes)).tolist() == [7, 20]  # frames 37 and 50
     missed = np.delete(np.arange(30), 7)  # frame 37 not detected: 36 -> 38 is no frame-to-frame jump
     assert np.flatnonzero(_jumps(f[missed], boxes[missed])).tolist() == [19]
+    # a walker coming in at the left edge: its box grows 52 -> 110 -> 148 as its body comes in; no cut.
+    # Going out of the picture (shrinking at the edge) and leaving the edge for another blob are cut
+    coming = np.array([[0, 82, 22, 134], [0, 48, 23, 158], [0, 46, 24, 194], [0, 46, 40, 194]], np.float32)
+    assert not _jumps(np.arange(4), coming, (W, H)).any()
+    assert _jumps(np.arange(4), coming[::-1].copy(), (W, H)).tolist() == [False, False, True, True]
+    took = np.array([[42, 65, 100, 183], [0, 46, 99, 195]], np.float32)  # BoT-SORT's 118 -> 149 onto the edge
+    assert _jumps(np.arange(2), took, (W, H)).tolist() == [False, True]

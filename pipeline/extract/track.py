@@ -144,7 +144,7 @@ def track_people(
         # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
         by_colour = is_shared == COLOUR
         # a box taller or shorter by a fifth from one frame to the next: the tracker moved onto another blob
-        bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN) | _jumps(*piece[:2])
+        bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN) | _jumps(*piece[:2], (width, height), f.border)
         cut, lost = cut_segments((*piece, by_colour, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
@@ -177,12 +177,18 @@ def track_people(
     return kept, stats
 
 
-def _jumps(frames: np.ndarray, boxes: np.ndarray, ratio: float = JUMP) -> np.ndarray:
-    """bool [n]: detections whose box height changed by more than ``ratio`` from the frame before."""
+def _jumps(frames: np.ndarray, boxes: np.ndarray, size: tuple[int, int] | None = None, border: int = 3,
+           ratio: float = JUMP) -> np.ndarray:
+    """bool [n]: detections whose box height changed by more than ``ratio`` from the frame before; not a
+    growth where both boxes touch the edge of a picture of ``size`` (a walker coming in grows that fast)."""
     h = np.clip(boxes[:, 3] - boxes[:, 1], 1.0, None)
     out = np.zeros(len(frames), bool)
     step = np.maximum(h[1:] / h[:-1], h[:-1] / h[1:])
     out[1:] = (np.diff(frames) == 1) & (step > ratio)
+    if size is not None:
+        edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= size[0] - border)
+                | (boxes[:, 3] >= size[1] - border))
+        out[1:] &= ~(edge[1:] & edge[:-1] & (h[1:] > h[:-1]))
     return out
 
 
