@@ -214,3 +214,46 @@ def test_a_piece_of_a_body_followed_as_a_track_merges_no_walker() -> None:
     assert merged_frames([walker, leg], 0.2, 5)[0].all()  # before: the walker's whole run was cut out
     flags = merged_frames([walker, behind], 0.2, 5, fragment=0.4)
     assert flags[0].all() and flags[1].all()
+
+
+def test_a_walker_coming_in_at_the_edge_is_joined_on_the_side_the_edge_does_not_cut() -> None:
+    """Seed 1 scene 4's third walker: its first 3 frames are cut by the left edge (a 22 px sliver
+    whose height grows 52 -> 148 as the body comes in), then 3 frames lost in another's blob. Its
+    median height and centre say "someone else"; its last frame's right side and foot line do not."""
+    f = np.array([34, 35, 36], np.int64)
+    entering = (f, np.array([[0, 82, 22, 134], [0, 48, 23, 156], [0, 46, 24, 194]], np.float32), np.full(3, 0.5))
+    g = np.arange(40, 47)
+    x1 = np.array([93, 89, 93, 94, 81, 76, 82], np.float32)
+    x0 = np.array([0, 0, 0, 0, 0, 3, 5], np.float32)
+    later = (g, np.stack([x0, np.full(7, 50), x1, np.full(7, 196)], 1).astype(np.float32), np.full(7, 0.5))
+    assert join_cost(entering, later, max_gap=30) is None  # centre and median height: not the same walker
+    cost = join_cost(entering, later, max_gap=30, width=W)
+    assert cost is not None and cost < 1.0
+    farther_in = (g, later[1] + np.array([120, 0, 120, 0], np.float32), later[2])  # someone 120 px inside
+    assert join_cost(entering, farther_in, max_gap=30, width=W) is None
+    up_the_ground = (g, later[1] + np.array([0, 10, 0, -40], np.float32), later[2])  # farther: 40 px up, shorter
+    assert join_cost(entering, up_the_ground, max_gap=30, width=W) is None
+    much_later = (g + 20, later[1], later[2])  # 24 frames on: a sliver has no speed to carry it that far
+    assert join_cost(entering, much_later, max_gap=30, width=W) is None
+    tracks, joins = stitch([later, entering], max_gap=30, width=W)
+    assert joins == 1 and np.array_equal(tracks[0][0], [34, 35, 36, *range(40, 47)])
+
+
+def test_a_raw_track_whose_box_height_jumps_is_cut_there() -> None:
+    """BoT-SORT on held-out seed 1 scene 4: a walker's id moves onto the blob of a walker coming in at the
+    edge (height 118 -> 149 in one frame) and back (146 -> 118); a walker's own box changes by under 8%."""
+    from pipeline.extract.track import _jumps
+
+    f = np.arange(30, 60)
+    h = np.where((f >= 37) & (f < 50), 149.0, 118.0) * (1 + 0.05 * np.sin(f))  # the gait's own 5% swing
+    boxes = np.stack([np.full(30, 40.0), 190 - h, np.full(30, 90.0), np.full(30, 190.0)], 1).astype(np.float32)
+    assert np.flatnonzero(_jumps(f, boxes)).tolist() == [7, 20]  # frames 37 and 50
+    missed = np.delete(np.arange(30), 7)  # frame 37 not detected: 36 -> 38 is no frame-to-frame jump
+    assert np.flatnonzero(_jumps(f[missed], boxes[missed])).tolist() == [19]
+    # a walker coming in at the left edge: its box grows 52 -> 110 -> 148 as its body comes in; no cut.
+    # Going out of the picture (shrinking at the edge) and leaving the edge for another blob are cut
+    coming = np.array([[0, 82, 22, 134], [0, 48, 23, 158], [0, 46, 24, 194], [0, 46, 40, 194]], np.float32)
+    assert not _jumps(np.arange(4), coming, (W, H)).any()
+    assert _jumps(np.arange(4), coming[::-1].copy(), (W, H)).tolist() == [False, False, True, True]
+    took = np.array([[42, 65, 100, 183], [0, 46, 99, 195]], np.float32)  # BoT-SORT's 118 -> 149 onto the edge
+    assert _jumps(np.arange(2), took, (W, H)).tolist() == [False, True]

@@ -16,8 +16,9 @@ kept only where it is one whole person:
 - with the blobs' foreground and colours (``BlobMasks``), a blob that several tracks' predicted boxes
   lie in is split between them by each track's clothing colours (``split_by_colour``), or else cut at a
   column (``share_blob``), so the tracker keeps both; those frames are merged (never in a gait sequence);
-- a raw track is cut at merged frames (colour-split ones excepted: those pixels are its walker's) and
-  where it missed more than ``cut_gap`` frames, and the pieces are re-linked by motion
+- a raw track is cut at merged frames (colour-split ones excepted: those pixels are its walker's), where
+  its box's height jumps by over ``JUMP`` in a frame (the tracker took another blob: BoT-SORT following a
+  walker coming in), and where it missed more than ``cut_gap`` frames, and the pieces are re-linked by motion
   (``pipeline.extract.track_link``); a walker swallowed by another's blob is carried on (``coast``),
   and one coming in at (going out of) the edge is followed through its first (last) slivers (``extend_at_border``);
 - a track with under ``min_length`` frames of its own (clean or colour-split), under ``min_clean``
@@ -61,6 +62,9 @@ from pipeline.extract.track_stream import (
 )
 
 FRAGMENT = 0.4  # a box under this share of a track's height beside it is a piece of a body, not a person
+
+
+JUMP = 1.2  # a walker's own box changes height by at most 7% a frame (crowd truth, both seeds): 20% is another blob
 
 
 @dataclass(frozen=True)
@@ -139,14 +143,16 @@ def track_people(
         # inside a blob cut that way: it is cut out like a merged frame. A part split by colour is that
         # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
         by_colour = is_shared == COLOUR
-        bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN)
+        # a box taller or shorter by a fifth from one frame to the next: the tracker moved onto another blob
+        bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN) | _jumps(*piece[:2], (width, height), f.border)
         cut, lost = cut_segments((*piece, by_colour, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
         stats.tracks_short += not cut  # nothing of it is left to link
     stats.segments = len(pieces)
     if f.stitch_gap:
-        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0)
+        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0, width=width,
+                                              border=f.border)
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
     carried = (coast(pieces, len(candidates), f.stitch_gap, size=(width, height))  # hidden in another's blob
                if f.stitch_gap else None)
@@ -169,6 +175,21 @@ def track_people(
         kept.append(PersonTrack(frames[keep], boxes[keep], scores[keep], trajectory=path))
     stats.tracks_kept = len(kept)
     return kept, stats
+
+
+def _jumps(frames: np.ndarray, boxes: np.ndarray, size: tuple[int, int] | None = None, border: int = 3,
+           ratio: float = JUMP) -> np.ndarray:
+    """bool [n]: detections whose box height changed by more than ``ratio`` from the frame before; not a
+    growth where both boxes touch the edge of a picture of ``size`` (a walker coming in grows that fast)."""
+    h = np.clip(boxes[:, 3] - boxes[:, 1], 1.0, None)
+    out = np.zeros(len(frames), bool)
+    step = np.maximum(h[1:] / h[:-1], h[:-1] / h[1:])
+    out[1:] = (np.diff(frames) == 1) & (step > ratio)
+    if size is not None:
+        edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= size[0] - border)
+                | (boxes[:, 3] >= size[1] - border))
+        out[1:] &= ~(edge[1:] & edge[:-1] & (h[1:] > h[:-1]))
+    return out
 
 
 def person_shaped(boxes: np.ndarray, f: TrackFilter) -> bool:

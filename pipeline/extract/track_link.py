@@ -118,24 +118,60 @@ def _features(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3], boxes[:, 3] - boxes[:, 1]], 1)
 
 
+EDGE_GAP = 8  # frames: the longest gap over which an end cut by the picture's edge is compared on its other side
+SWING = 0.25  # heights: a side-on walker's width goes from about 0.2 to 0.75 of its height over a gait cycle
+
+
+def _cut_side(box: np.ndarray, width: int | None, border: int) -> int:
+    """-1 (1): the box touches the picture's left (right) edge, the walker's body cut there; 0: neither."""
+    if width is None:
+        return 0
+    return -1 if box[0] <= border else (1 if box[2] >= width - border else 0)
+
+
+def _end(piece: Piece, at_end: bool, side: int, sliver: bool) -> tuple[float, np.ndarray, np.ndarray]:
+    """``_line`` of the piece's features, x taken on the box's side away from a cut edge (``side``); a
+    ``sliver`` (a few frames cut by the edge: a walker coming in or going out, more of the body shown
+    each frame) is taken at its frame nearest the gap, not at its median."""
+    feats = _features(piece[1])
+    if side:
+        feats[:, 0] = piece[1][:, 2] if side < 0 else piece[1][:, 0]
+    if sliver:
+        k = -1 if at_end else 0
+        return float(piece[0][k]), feats[k].astype(np.float64), np.zeros(3)
+    return _line(piece[0], feats, at_end)
+
+
 def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: float = 25.0,
-              min_alike: float = 0.75) -> float | None:
+              min_alike: float = 0.75, width: int | None = None, border: int = 3) -> float | None:
     """The cost of ``b`` continuing ``a`` (None: it cannot): each one's line carried to the middle of the
     gap must meet the other's within ``max_offset`` heights (x and foot line), heights within a third,
     the two must not walk opposite ways, and where both carry colours (``_alike``) they must be at least
-    ``min_alike`` alike. Lower is better: the offset plus the change of velocity (heights per second),
-    of height and of colour."""
+    ``min_alike`` alike. An end cut by the picture's left or right edge (``width`` given, a gap of at
+    most ``EDGE_GAP``) is compared on its uncut side, and a few such frames only bound the other's
+    height from below: a walker coming in shows more of itself each frame. Lower is better: the offset
+    plus the change of velocity (heights per second), of height and of colour."""
     gap = int(b[0][0] - a[0][-1])
     if not 0 < gap <= max_gap:
         return None
-    ta, va, sa = _line(a[0], _features(a[1]), at_end=True)
-    tb, vb, sb = _line(b[0], _features(b[1]), at_end=False)
-    h = max(float(va[2]), 1.0)
-    if not 0.75 <= vb[2] / h <= 1.33:
+    near = gap <= EDGE_GAP  # an edge-cut end has no speed of its own to carry it farther
+    cut_a = _cut_side(a[1][-1], width, border) if near else 0
+    cut_b = _cut_side(b[1][0], width, border) if near else 0
+    side = cut_a or cut_b  # a walker cut by a picture edge (``width`` given) is compared on its other side
+    sliver_a, sliver_b = cut_a != 0 and len(a[0]) < 5, cut_b != 0 and len(b[0]) < 5
+    ta, va, sa = _end(a, True, side, sliver_a)
+    tb, vb, sb = _end(b, False, side, sliver_b)
+    h = max(float(va[2]), float(vb[2]) if side else 0.0, 1.0)
+    ratio = vb[2] / max(float(va[2]), 1.0)
+    # a few frames cut by the edge may show less than the whole height: they bound the other's one way only
+    if (ratio < 0.75 and not sliver_b) or (ratio > 1.33 and not sliver_a):
         return None
     mid = (ta + tb) / 2
     pa, pb = va[:2] + sa[:2] * (mid - ta), vb[:2] + sb[:2] * (mid - tb)
-    off = float(np.hypot(*(pa - pb))) / h
+    dx, dy = np.abs(pa - pb)
+    if side:  # the side left uncut swings with the legs: half a side-on walker's width change over a stride
+        dx = max(0.0, dx - SWING * h)
+    off = float(np.hypot(dx, dy)) / h
     if off > max_offset:
         return None
     speed = 0.01 * h  # below this (heights per frame) a walker is taken to stand: no direction to compare
@@ -145,7 +181,7 @@ def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: fl
     alike = _alike(a, b)
     if alike is not None and alike < min_alike:
         return None  # another walker's clothes
-    return off + 0.5 * dv + abs(float(np.log(vb[2] / h))) + (0.0 if alike is None else 1.0 - alike)
+    return off + 0.5 * dv + abs(float(np.log(ratio))) + (0.0 if alike is None else 1.0 - alike)
 
 
 def _alike(a: Piece, b: Piece) -> float | None:
@@ -162,7 +198,8 @@ def _alike(a: Piece, b: Piece) -> float | None:
     return float(np.sqrt(ends[0] * ends[1]).sum())
 
 
-def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: float = 25.0) -> tuple[list[Piece], int]:
+def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: float = 25.0,
+           width: int | None = None, border: int = 3) -> tuple[list[Piece], int]:
     """Join segments that continue one another (``join_cost``), all candidate joins of a round solved
     as one assignment, rounds repeated on the joined tracks until none is left. A person hidden for up
     to ``max_gap`` frames, or cut out where they crossed another, comes back as the same track.
@@ -175,7 +212,8 @@ def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: floa
         cost = np.full((n, n), big)
         for i in range(n):
             for j in range(n):
-                c = join_cost(tracks[i], tracks[j], max_gap, max_offset, fps) if i != j else None
+                c = (join_cost(tracks[i], tracks[j], max_gap, max_offset, fps, width=width, border=border)
+                     if i != j else None)
                 if c is not None:
                     cost[i, j] = c
         rows, cols = linear_sum_assignment(cost)
