@@ -310,3 +310,13 @@ def test_a_long_crowd_video_holds_the_cache_files_of_the_tracks_under_way_only(
     assert len(caches) >= 5 and now[0] == 0  # both plays' walkers; every file finished
     assert most[0] <= 3  # the walkers in the picture at once, never every track's file
     assert rows == sum(len(read_video_cache(c)) for c in caches) > 0
+
+
+def test_linking_version_is_fingerprinted_for_footage_caches_only() -> None:
+    """A change to the linking rules redoes --tracks all caches (their tracks change) and no dataset cache."""
+    from pipeline.extract.settings import TRACK_LINKING, ExtractSettings
+
+    footage = ExtractSettings(detector="bgsub", segmenter="bgsub", tracks="all").recorded()
+    dataset = ExtractSettings(detector="bgsub", segmenter="bgsub", tracks="longest").recorded()
+    assert footage["track_linking"] == TRACK_LINKING >= 2
+    assert "track_linking" not in dataset and "tracks" not in dataset

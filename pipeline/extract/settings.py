@@ -18,6 +18,10 @@ DETECTORS = ("bgsub", "yolo")
 SEGMENTERS = ("bgsub", "sam", "yolo-seg")
 TRACK_MODES = ("longest", "all")
 TRACKERS = ("bytetrack", "botsort")
+# How raw tracks become people (cut, re-link, colour split; pipeline/extract/track*.py). It is fingerprinted for
+# --tracks all only, so a change to it redoes footage caches and leaves dataset caches alone. Bump it when the
+# tracks that linking keeps change. 2: trajectories, colour split, edge-aware re-linking, height-jump cut.
+TRACK_LINKING = 2
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class ExtractSettings:
 
             from pipeline.extract.track import TrackFilter
 
-            rec.update(tracks="all", tracker=self.tracker, track_filter=asdict(TrackFilter()))
+            rec.update(tracks="all", tracker=self.tracker, track_filter=asdict(TrackFilter()), track_linking=TRACK_LINKING)
         rec.update(
             margin=self.margin, canvas=list(CANVAS), depth_input_height=self.depth_input_height,
             depth_input_aspect=self.depth_input_aspect,
