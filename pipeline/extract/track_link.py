@@ -9,7 +9,7 @@ height) predicts the next, all candidate joins solved at once (``scipy.optimize.
 never joining two segments that walk opposite ways or share a frame. A walker swallowed by a
 nearer one's blob is carried on along its line while that blob holds it (``coast``). A linked
 track's trajectory (``trajectories``) covers every frame from its first to its last: the detected
-box where there is one, a straight line between detected boxes where there is none (merged,
+box where there is one, the walk's straight line between detected boxes where there is none (merged,
 hidden, missed), and a state per frame saying which frames a gait sequence may use.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.extract.detect import Track
 from pipeline.extract.track_colour import dense_histograms
+from pipeline.extract.track_gap import fill_walk
 from pipeline.formats.video_cache import TRACK_STATES
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
@@ -349,16 +350,18 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     touches the image edge / is lower than ``min_height`` of the frame; else ``kept`` where detected
     and ``interpolated`` where not (a piece's 4th array, its frames split off a shared blob by colour:
     ``merged``). The box is the detected one where there is one (a blob the tracker saw holding two
-    people and cut at a column was cut out before linking) and a straight line between detected boxes
-    elsewhere: measured on synthetic crowds, a detected box beside a hidden person follows its
-    walker better than the line does."""
+    people and cut at a column was cut out before linking) and the walk between detected boxes elsewhere
+    (``track_gap.fill_walk``: a long gap takes a stride's median width; the merged test still compares the
+    straight corner lines, so which frames a gait sequence keeps is as before): measured on synthetic
+    crowds, a detected box beside a hidden person follows its walker better than the line does."""
     empty = (np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
     coasted = coasted or [(empty, empty)] * len(tracks)
-    spans, lines = [], []
+    spans, lines, walks = [], [], []
     for p, (before, after) in zip(tracks, coasted, strict=True):
         inner = np.arange(p[0][0], p[0][-1] + 1)
         spans.append(np.arange(inner[0] - len(before[0]), inner[-1] + 1 + len(after[0])))
         lines.append(np.concatenate([before[1], fill(p[0].astype(np.float64), p[1], inner), after[1]]))
+        walks.append(np.concatenate([before[1], fill_walk(p[0], p[1], inner), after[1]]))
     out = []
     for i, (piece, span) in enumerate(zip(tracks, spans, strict=True)):
         frames, boxes = piece[:2]
@@ -377,7 +380,7 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
             if j != i and lo < hi:
                 mine = slice(lo - span[0], hi - span[0])
                 state[mine][overlaps(lines[i][mine], oline[lo - other[0]:hi - other[0]], share)] = MERGED
-        out.append(Trajectory(span.astype(np.int64), lines[i], state))
+        out.append(Trajectory(span.astype(np.int64), walks[i], state))
     return out
 
 
