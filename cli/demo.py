@@ -26,10 +26,10 @@ from pipeline.manifest import MANIFEST_DIR, ManifestError
 # gallery nm-01..04, probes nm-05 (NM), bg-01 (BG), cl-01 (CL).
 DEMO_CONDITIONS = "nm-01,nm-02,nm-03,nm-04,nm-05,bg-01,cl-01"
 DEMO_VIEWS = "000,054,090,126,180"
-# On 2 cores: one model thread per extract worker (4 threads in each of 2 processes oversubscribe: measured 38 s
-# against 30 s for 70 videos), and the depth model in batches of 10 crops, which divides the 20 frames a demo video
-# has (a forward always runs a full batch). Training loads its batches in the main process: loader processes
-# only take cores from the model (0.82 against 0.88 s per iteration, identical losses).
+# On 2 cores (measured on 70 demo videos): one model thread per extract worker, since 4 threads in each of 2
+# processes oversubscribe (38 s against 34 s), and the depth model in batches of 10 crops, which divides the 20
+# frames of a demo video, since a forward always runs a full batch (34 s -> 30 s). Training loads its batches in the
+# main process: loader processes only take cores from the model (0.82 against 0.88 s per iteration, same losses).
 DEPTH_BATCH = 10
 # The demo runs ``python -m cli.prep ...`` (no PATH needed) and shows what a user types.
 TYPED_NAMES = {"cli.prep": "depthgait-prep", "cli.main": "depthgait"}

@@ -64,21 +64,26 @@ def demo_text(demo: Path) -> str:
     return text + "."
 
 
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """A GitHub markdown table: the header, the rule, a line per row."""
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *rows])
+
+
 def results_table(path: Path, name: str) -> str:
     """The markdown table of one ``docs/results/NAME.json``: mean ± sd per mode and condition."""
     data = json.loads(path.read_text())
     spec = TABLES.get(name, {"head": "mode"})
     conditions = data["conditions"]
     head = [spec["head"], *conditions] + (["per seed (NM/BG/CL)"] if spec.get("per_seed") else [])
-    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    rows = []
     for mode, cells in data["modes"].items():
         row = [spec.get("labels", {}).get(mode, mode)]
         row += [f"{cells[c]['mean']:.1f} ± {cells[c]['std']:.1f}" for c in conditions]
         if spec.get("per_seed"):
             per_seed = zip(*(cells[c]["per_seed"] for c in conditions), strict=True)
             row.append("; ".join("/".join(f"{x:.1f}" for x in seed) for seed in per_seed))
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(head, rows)
 
 
 def _interval(p: dict) -> str:
@@ -91,13 +96,12 @@ def paired_table(path: Path) -> str:
     first = next(iter(data.values()))
     views = first.get("views") or []
     head = ["difference", "condition", "mean over views", *views]
-    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    rows = []
     for entry in data.values():
         label = f"{entry['b']} - {entry['a']}"
         for cond, cell in entry["conditions"].items():
-            row = [label, cond, _interval(cell["mean"]), *(_interval(v) for v in cell.get("per_view", []))]
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+            rows.append([label, cond, _interval(cell["mean"]), *(_interval(v) for v in cell.get("per_view", []))])
+    return markdown_table(head, rows)
 
 
 TRACKER_NAMES = {"bytetrack": "ByteTrack", "botsort": "BoT-SORT"}
@@ -108,16 +112,16 @@ def crowd_table(results: Path, names: list[str]) -> str:
     (mask IoU on the kept frames, the only ones with a silhouette)."""
     head = ["tracker, scenes", "walkers followed", "mean hit rate", "ID switches", "IDF1", "MOTA",
             "spare tracks (max per scene)", "mask IoU of kept frames"]
-    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    rows = []
     for name in names:
         data = json.loads((results / f"crowd_tracking_{name}.json").read_text())
         cfg, traj, kept = data["settings"], data["summary"]["trajectory"], data["summary"]["kept"]
         label = f"{TRACKER_NAMES.get(cfg['tracker'], cfg['tracker'])}, seed {cfg['seed']} x {cfg['scenes']}"
-        lines.append("| " + " | ".join([
+        rows.append([
             label, f"{traj['walkers_followed']} / {traj['walkers']}", f"{traj['walker_hit_rate_mean']:.2f}",
             str(traj["id_switches"]), f"{traj['idf1']:.2f}", f"{traj['mota']:.2f}", str(traj["spare_tracks_max"]),
-            f"{kept['mask_iou']:.2f}"]) + " |")
-    return "\n".join(lines)
+            f"{kept['mask_iou']:.2f}"])
+    return markdown_table(head, rows)
 
 
 def replace_block(text: str, tag: str, body: str) -> str:

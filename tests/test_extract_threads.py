@@ -24,10 +24,6 @@ def test_the_warning_counts_the_threads_and_names_the_setting_that_fits() -> Non
     assert "--threads 1 fits" in oversubscription(8, 2, cores=4)  # more workers than cores: one thread each
 
 
-def test_available_cores_is_at_least_one() -> None:
-    assert available_cores() >= 1
-
-
 def test_extract_prints_the_warning_before_it_starts(tmp_path: Path) -> None:
     cores = available_cores()
     result = CliRunner().invoke(prep, ["extract", str(tmp_path), "--cache", str(tmp_path / "cache"),

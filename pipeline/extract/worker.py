@@ -83,7 +83,7 @@ def oversubscription(workers: int, threads: int, cores: int | None = None) -> st
     """A warning when ``workers`` processes of ``threads`` model threads each ask for more cores than there are.
 
     Extra threads do not add speed; they take turns on the cores and the run gets slower (the demo's extract
-    on 2 cores: 38 s with 2 workers x 4 threads, 30 s with 2 x 1). The thread count is not changed for the
+    on 2 cores: 38 s with 2 workers x 4 threads, 34 s with 2 x 1). The thread count is not changed for the
     user, because the bytes of depth depend on it; the warning says which setting fits."""
     cores = cores or available_cores()
     if workers * threads <= cores:
