@@ -21,6 +21,7 @@ CANVAS = (128, 96)  # (height, width)
 FRAME_SIZE = 64  # OpenGait's 64x64 aligned frame (sil and depth)
 CUT = 10  # pixels cut from each side of an aligned frame at load time: 64x64 -> 64x44 model input
 MIN_FRAMES = 5  # fewer frames than this cannot make a gait sequence (align drops them)
+EDGE = 3  # pixels: a box this close to a picture's edge touches it (a body cut by the edge)
 
 
 def crop_boxes(boxes: np.ndarray, margin: float, width: int, height: int) -> np.ndarray:
@@ -76,3 +77,9 @@ def fit_to_input(crop: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarra
     resized = cv2.resize(crop, (w, h), interpolation=interp)
     padded = cv2.copyMakeBorder(resized, 0, input_hw[0] - h, 0, input_hw[1] - w, cv2.BORDER_REPLICATE)
     return padded, (h, w)
+
+
+def touches_edge(boxes: np.ndarray, width: int, height: int, border: int = EDGE) -> np.ndarray:
+    """bool [N]: which of ``boxes`` [N, >= 4] (x0 y0 x1 y1) come within ``border`` px of the picture's edge."""
+    return ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= width - border)
+            | (boxes[:, 3] >= height - border))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.extract.track import TrackFilter, share_blob, track_people
+from pipeline.extract.track import share_blob, track_people
 from pipeline.extract.track_link import (
     INTERPOLATED,
     KEPT,
@@ -122,7 +122,6 @@ def test_trajectory_states_border_small_and_merged_by_value() -> None:
     assert (pn.state == MERGED).all() and (pc.state == MERGED).all()
     alone = trajectories([near], W, H, border=3, min_height=0.12, share=0.2)[0]
     assert alone.state.tolist() == [2, 2] + [0] * 8  # border while x0 <= 3, then kept
-    assert TrackFilter().cut_gap == 1
 
 
 def test_a_blob_two_tracks_claim_is_cut_between_them_and_one_claim_leaves_it_whole() -> None:

@@ -60,6 +60,7 @@ from pipeline.extract.track_stream import (
     run_tracker,
     split_blobs,
 )
+from pipeline.geometry import EDGE, touches_edge
 
 FRAGMENT = 0.4  # a box under this share of a track's height beside it is a piece of a body, not a person
 
@@ -74,7 +75,7 @@ class TrackFilter:
     min_height: float = 0.12  # share of the frame height
     min_length: int = 10  # frames of its own (clean, or split off a shared blob by colour) a track must have
     min_clean: int = 1  # clean frames (its gait sequence) a kept track must have
-    border: int = 3  # pixels: a box this close to an image edge touches it (a body cut by the edge)
+    border: int = EDGE  # pixels: a box this close to an image edge touches it (a body cut by the edge)
     aspect: tuple[float, float] = (1.2, 5.0)  # median box height / width of a person
     max_height_jump: float = 0.15  # median relative change of the box height between frames
     merge_share: float = 0.2  # two tracks' boxes sharing this much of the smaller one: the two merged
@@ -186,8 +187,7 @@ def _jumps(frames: np.ndarray, boxes: np.ndarray, size: tuple[int, int] | None =
     step = np.maximum(h[1:] / h[:-1], h[:-1] / h[1:])
     out[1:] = (np.diff(frames) == 1) & (step > ratio)
     if size is not None:
-        edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= size[0] - border)
-                | (boxes[:, 3] >= size[1] - border))
+        edge = touches_edge(boxes, size[0], size[1], border)
         out[1:] &= ~(edge[1:] & edge[:-1] & (h[1:] > h[:-1]))
     return out
 

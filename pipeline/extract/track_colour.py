@@ -163,9 +163,7 @@ def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: floa
     two neighbours' centres, each part re-boxed on its own pixels. Two people the tracker knows are in
     one blob stay two boxes. One claim, or claims whose centres are too close to cut between: [row]."""
     x0, y0 = float(row[0]), float(row[1])
-    area = np.prod(np.clip(claims[:, 2:] - claims[:, :2], 1e-6, None), 1)
-    inter = np.prod(np.clip(np.minimum(claims[:, 2:], row[2:4]) - np.maximum(claims[:, :2], row[:2]), 0, None), 1)
-    mine = claims[inter >= inside * area]
+    mine = claims[inside_share(claims, row) >= inside]
     if len(mine) < 2 or not fg.any() or row[2] - row[0] < 1.3 * float((mine[:, 2] - mine[:, 0]).max()):
         return [row]  # one claim, or a blob no wider than one of its claimants: one person
     centres = np.sort((mine[:, 0] + mine[:, 2]) / 2 - x0)

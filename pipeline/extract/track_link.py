@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.extract.detect import Track
-from pipeline.extract.track_colour import dense_histograms
+from pipeline.extract.track_colour import dense_histograms, inside_share, similarity
 from pipeline.extract.track_gap import fill_walk
 from pipeline.formats.video_cache import TRACK_STATES
+from pipeline.geometry import touches_edge
 
 KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
                                              ("kept", "merged", "border", "small", "interpolated"))
@@ -196,7 +197,7 @@ def _alike(a: Piece, b: Piece) -> float | None:
         if not len(seen):
             return None
         ends.append(seen.mean(0))
-    return float(np.sqrt(ends[0] * ends[1]).sum())
+    return similarity(*ends)
 
 
 def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: float = 25.0,
@@ -271,7 +272,7 @@ def coast(tracks: list[Piece], n_frames: int, max_frames: int, inside: float = 0
                     box = np.clip(box, 0, np.array([*size, *size], np.float32))
                 hosts = [d[t] for j, d in enumerate(seen) if j != i and t in d]
                 if (not 0 <= t < n_frames or not hosts or min(box[2] - box[0], box[3] - box[1]) < 1
-                        or not any(_inside(box, host) >= inside for host in hosts)):
+                        or not any(inside_share(box[None], host)[0] >= inside for host in hosts)):
                     break
                 frames.append(t)
                 boxes.append(box)
@@ -300,14 +301,13 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
                 if not 0 <= t < len(candidates) or t in taken[i]:
                     break
                 cand = np.asarray(candidates[t], np.float32).reshape(-1, 5)
-                edge = ((cand[:, 0] <= border) | (cand[:, 1] <= border) | (cand[:, 2] >= width - border)
-                        | (cand[:, 3] >= height - border))
+                edge = touches_edge(cand, width, height, border)
                 grow = np.array([0.1, 0.1, 0.1, 0.1]) * np.tile(box[2:] - box[:2], 2) * [-1, -1, 1, 1]
-                ok = edge & (_shares(cand[:, :4], box + grow) >= inside)
+                ok = edge & (inside_share(cand[:, :4], box + grow) >= inside)
                 for j, d in enumerate(taken):
                     if j != i and t in d:
-                        held = np.array([_shares(d[t][None], c)[0] for c in cand[:, :4]])
-                        ok &= (_shares(cand[:, :4], d[t]) < 0.5) & (held < 0.5)  # its box, or one inside it
+                        held = np.array([inside_share(d[t][None], c)[0] for c in cand[:, :4]])
+                        ok &= (inside_share(cand[:, :4], d[t]) < 0.5) & (held < 0.5)  # its box, or one inside it
                 if not ok.any():
                     break
                 k = int(np.flatnonzero(ok)[np.argmax(np.prod(cand[ok, 2:4] - cand[ok, :2], 1))])
@@ -328,18 +328,6 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
             cols.append(np.concatenate([pad[0], piece[m], pad[1]]))
         out.append(tuple(cols))
     return out, added
-
-
-def _shares(boxes: np.ndarray, host: np.ndarray) -> np.ndarray:
-    """float [n]: the share of each of ``boxes`` [n, 4] that lies within ``host`` [4]."""
-    inter = np.prod(np.clip(np.minimum(boxes[:, 2:], host[2:]) - np.maximum(boxes[:, :2], host[:2]), 0, None), 1)
-    return inter / np.maximum(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1e-6, None), 1), 1e-6)
-
-
-def _inside(box: np.ndarray, host: np.ndarray) -> float:
-    """The share of ``box`` that lies within ``host``."""
-    inter = np.prod(np.clip(np.minimum(box[2:], host[2:]) - np.maximum(box[:2], host[:2]), 0, None))
-    return float(inter / max(float(np.prod(np.clip(box[2:] - box[:2], 1e-6, None))), 1e-6))
 
 
 def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_height: float,
@@ -369,8 +357,7 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
         state[:len(coasted[i][0][0])] = MERGED
         state[len(span) - len(coasted[i][1][0]):] = MERGED
         at = frames - span[0]
-        edge = ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= width - border)
-                | (boxes[:, 3] >= height - border))
+        edge = touches_edge(boxes, width, height, border)
         small = boxes[:, 3] - boxes[:, 1] < min_height * height
         state[at] = np.where(edge, BORDER, np.where(small, SMALL, KEPT))
         if len(piece) > 3:  # a 4th array: frames whose box was split off a shared blob (merged for gait)

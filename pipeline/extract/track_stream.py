@@ -29,6 +29,7 @@ from pipeline.extract.track_colour import (
     similarity,
     sparse_histogram,
 )
+from pipeline.geometry import touches_edge
 
 CUT, COLOUR, FOREIGN = 1, 2, 3  # a part of a blob cut at a column / split by colour; another walker's colours
 
@@ -215,12 +216,9 @@ class RawTracker:
         self.raw: dict[int, list] = {}
         self.t = 0  # the next frame
 
-    def _at_border(self, box: np.ndarray, border: int = 3) -> bool:
+    def _at_border(self, box: np.ndarray) -> bool:
         """Whether ``box`` touches the picture's edge: a walker cut by it, or walkers coming in together."""
-        if self.size is None:
-            return False
-        w, h = self.size
-        return bool(box[0] <= border or box[1] <= border or box[2] >= w - border or box[3] >= h - border)
+        return self.size is not None and bool(touches_edge(box[None], *self.size)[0])
 
     def feed(self, candidates: Iterable[np.ndarray]) -> None:
         """The next frames' candidates, in order."""
