@@ -6,7 +6,8 @@ thing in extract, align, the depth model's input and the shipped model's trainin
 - ``crop_boxes``: the person crop of a frame (box plus a margin, clipped);
 - ``fit_size`` / ``pack_canvas`` / ``pack_mask`` / ``unpack_canvas``: a crop scaled uniformly onto the
   per-video cache canvas, top-left, with the valid region recorded;
-- ``fit_to_input``: a crop onto the depth model's fixed input (edge padding, same uniform scaling).
+- ``fit_to_input``: a crop onto the depth model's fixed input (edge padding, same uniform scaling);
+- ``box_iou`` / ``touches_edge``: box overlap and the picture's edge, for tracking and its scoring alike.
 
 The facts: ``CANVAS`` (cache canvas), ``FRAME_SIZE`` (OpenGait's 64x64 aligned frame), ``CUT`` (pixels
 cut from each side at load time: 64x44 model input), ``MIN_FRAMES`` (a gait sequence needs at least
@@ -83,3 +84,28 @@ def touches_edge(boxes: np.ndarray, width: int, height: int, border: int = EDGE)
     """bool [N]: which of ``boxes`` [N, >= 4] (x0 y0 x1 y1) come within ``border`` px of the picture's edge."""
     return ((boxes[:, 0] <= border) | (boxes[:, 1] <= border) | (boxes[:, 2] >= width - border)
             | (boxes[:, 3] >= height - border))
+
+
+def _box_rows(boxes: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """[N, 4] x0 y0 x1 y1 of boxes given as rows of >= 4 values, one box, or none."""
+    boxes = np.asarray(boxes, dtype)
+    return boxes.reshape(-1, 4) if boxes.size == 0 or boxes.ndim == 1 else boxes[:, :4]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU [N, M] of x0 y0 x1 y1 boxes a [N, >= 4] and b [M, >= 4]; empty or NaN boxes give 0.
+
+    Computed in the inputs' own float type (float32 boxes stay float32, as extract's association has
+    always used them); anything else (ints, float64) in float64.
+    """
+    dtype = np.result_type(np.asarray(a).dtype, np.asarray(b).dtype, np.float32)
+    a, b = _box_rows(a, dtype)[:, None], _box_rows(b, dtype)[None, :]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, 0)
+    return np.nan_to_num(iou, nan=0.0).astype(dtype, copy=False)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from pipeline.errors import read_failures
 from pipeline.extract.batch import run_extract
 from pipeline.extract.bgsub import BackgroundModel
-from pipeline.extract.detect import box_iou, select_track
+from pipeline.extract.detect import select_track
 from pipeline.extract.job import video_settings
 from pipeline.extract.models import Models
 from pipeline.extract.settings import ExtractSettings
@@ -32,7 +32,7 @@ from pipeline.formats.video_cache import (
     read_video_cache,
     write_video_cache,
 )
-from pipeline.geometry import CANVAS, crop_boxes, fit_size, pack_canvas, pack_mask, unpack_canvas
+from pipeline.geometry import CANVAS, box_iou, crop_boxes, fit_size, pack_canvas, pack_mask, unpack_canvas
 
 SIZE = (160, 120)  # (W, H)
 FRAMES = 30

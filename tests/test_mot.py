@@ -29,6 +29,16 @@ def test_box_iou_by_value() -> None:
     iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30],
                                                         [np.nan] * 4]))
     assert np.allclose(iou, [[1.0, 50 / 150, 0.0, 0.0]])
+    assert iou.dtype == np.float64  # float64 boxes are scored in float64
+
+
+def test_box_iou_keeps_float32_and_extra_columns() -> None:
+    """Extract's candidates are float32 x0 y0 x1 y1 score rows: scored in float32, the score column ignored."""
+    a = np.array([[0, 0, 4, 4, 0.9]], np.float32)
+    b = np.array([[2, 0, 6, 4, 0.1], [0, 0, 0, 4, 0.5]], np.float32)  # the second box has no area
+    iou = box_iou(a, b)
+    assert iou.dtype == np.float32 and iou.shape == (1, 2)
+    assert np.allclose(iou, [[8 / 24, 0.0]])
 
 
 def test_perfect_tracks() -> None:

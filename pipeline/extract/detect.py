@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.errors import InputError
 from pipeline.extract.bgsub import EMPTY, BackgroundModel
 from pipeline.extract.weights import resolve_yolo_weights
+from pipeline.geometry import box_iou
 
 
 class BgSubDetector:
@@ -84,16 +85,6 @@ class YoloDetector:
 
 
 # ---- one track per video -----------------------------------------------------------------------------
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix [len(a), len(b)] of x0 y0 x1 y1 boxes."""
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])  # [A, B, 2]
-    br = np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:4] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:4] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 @dataclass

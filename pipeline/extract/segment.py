@@ -17,8 +17,8 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.extract.bgsub import BackgroundModel
-from pipeline.extract.detect import box_iou
 from pipeline.extract.weights import SAM_EMBED_DIMS, MissingWeightsError, resolve_sam_checkpoint, resolve_yolo_weights
+from pipeline.geometry import box_iou
 
 
 def _box_mask(shape: tuple[int, int], box: np.ndarray) -> np.ndarray:

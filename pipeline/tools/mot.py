@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.errors import DepthgaitError, InputError
 from pipeline.formats.video_cache import VideoCache
-from pipeline.geometry import unpack_canvas
+from pipeline.geometry import box_iou, unpack_canvas
 
 HIT_IOU = 0.6  # a frame is followed when the track's box has at least this IoU with the walker's
 MATCH_IOU = 0.5  # the MOT benchmarks' matching threshold for MOTA / IDF1
@@ -93,20 +93,6 @@ class MotReport:
         return asdict(self)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a [N, 4] and b [M, 4] (x0 y0 x1 y1) -> [N, M]; NaN boxes give 0."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731
-    union = area(a) + area(b) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return np.nan_to_num(iou, nan=0.0)
-
-
 def _motmetrics():
     try:
         import motmetrics
@@ -168,7 +154,7 @@ def evaluate_tracks(truth_boxes: np.ndarray, tracks: Sequence[Track], person: np
         walkers = np.flatnonzero(present[:, f])
         ids = list(by_frame[f])
         boxes = np.array([by_frame[f][i] for i in ids]).reshape(-1, 4)
-        iou = box_iou(truth_boxes[walkers, f], boxes)  # [p, h]
+        iou = box_iou(truth_boxes[walkers, f].astype(np.float64), boxes.astype(np.float64))  # [p, h]
         acc.update(walkers.tolist(), ids, np.where(iou >= match_iou, 1.0 - iou, np.nan), frameid=f)
         for a, p in enumerate(walkers):
             for b, track_id in enumerate(ids):
