@@ -88,9 +88,12 @@ def tracking_rate(scenes_dir: Path, tracker: str = "bytetrack") -> float:
     """Frames/s of decode + background subtraction + blob splitting + tracking (no segment, no depth)."""
     from pipeline.extract.bgsub import BackgroundModel
     from pipeline.extract.detect import BgSubDetector
-    from pipeline.extract.track import BlobMasks, RawTracker, track_people
+    from pipeline.extract.job import detect_and_follow, follow_people
+    from pipeline.extract.settings import ExtractSettings
+    from pipeline.extract.track import track_people
     from pipeline.extract.video import VideoReader
 
+    settings = ExtractSettings(detector="bgsub", segmenter="bgsub", tracks="all", tracker=tracker)
     frames, seconds = 0, 0.0
     for video in sorted(scenes_dir.glob("scene-*.avi")):
         start = time.perf_counter()
@@ -98,13 +101,10 @@ def tracking_rate(scenes_dir: Path, tracker: str = "bytetrack") -> float:
         info = reader.info
         det = BgSubDetector()
         det.reset(BackgroundModel(reader.sample(64)), split=True)
-        masks = BlobMasks()  # as extract does: blobs several tracks claim are cut between them
-        follow = RawTracker(tracker, info.fps, blobs=True, masks=masks, size=(info.width, info.height))
+        masks, follow = follow_people(settings, det, info)  # exactly as extract follows people
         cands: list[np.ndarray] = []
-        for _, batch in reader.batches(16):  # the tracker follows each batch as it is detected
-            found = masks.detect(det, batch)
-            cands.extend(found)
-            follow.feed(found)
+        for _, batch in reader.batches(16):
+            cands.extend(detect_and_follow(batch, det, masks, follow, video))
         track_people(cands, info.width, info.height, info.fps, tracker, raw=follow.raw)
         seconds += time.perf_counter() - start
         frames += len(cands)

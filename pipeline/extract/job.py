@@ -114,6 +114,26 @@ def track_id(seq: SequenceId, track: int, mode: str) -> SequenceId:
     return seq if mode == "longest" else seq._replace(subject=f"{seq.subject}.{track}")
 
 
+def follow_people(settings: ExtractSettings, detector: Any, info: Any) -> tuple[BlobMasks | None, RawTracker | None]:
+    """``--tracks all``: the tracker that follows the detect pass and, over bgsub blobs, the blobs' foreground
+    it cuts a shared blob with; ``longest`` needs neither (the one walker is chosen after the pass)."""
+    if settings.track_mode != "all":
+        return None, None
+    masks = BlobMasks() if isinstance(detector, BgSubDetector) else None
+    return masks, RawTracker(settings.tracker, info.fps, blobs=settings.detector == "bgsub", masks=masks,
+                             size=(info.width, info.height))
+
+
+def detect_and_follow(frames: np.ndarray, detector: Any, masks: BlobMasks | None, follow: RawTracker | None,
+                      path: Path) -> list[np.ndarray]:
+    """One batch's candidates; the tracker follows them at once, so the batch's blob crops can be dropped."""
+    found = masks.detect(detector, frames) if masks else detector(frames)
+    if follow is not None:
+        with stage("track", path):
+            follow.feed(found)
+    return found
+
+
 def stream_video(
     path: Path, seq: SequenceId, settings: ExtractSettings, models: Models, warnings: list[tuple[str, str]],
     progress: bool = False, heartbeat: Callable[[], None] = lambda: None,
@@ -134,21 +154,13 @@ def stream_video(
     candidates: list[np.ndarray] = []
     # --tracks all over bgsub blobs: the blobs' foreground, so one that several tracks claim is cut between them;
     # the tracker follows each batch as it is detected, and a frame's crops are dropped once it passed it
-    masks = BlobMasks() if settings.track_mode == "all" and isinstance(models.detector, BgSubDetector) else None
-    follow = None
-    if settings.track_mode == "all":
-        with stage("track", path):
-            follow = RawTracker(settings.tracker, info.fps, blobs=settings.detector == "bgsub", masks=masks,
-                                size=(info.width, info.height))
+    with stage("track", path):
+        masks, follow = follow_people(settings, models.detector, info)
     bar = progress_bar(total=info.n_frames_header or None, desc=f"detect {path.name}", unit="frame", leave=False,
                position=1, disable=not progress)
     with stage("detect", path), bar:
         for _, frames in prefetch(reader.batches(bs)):
-            found = masks.detect(models.detector, frames) if masks else models.detector(frames)
-            candidates.extend(found)
-            if follow is not None:
-                with stage("track", path):
-                    follow.feed(found)
+            candidates.extend(detect_and_follow(frames, models.detector, masks, follow, path))
             bar.update(len(frames))
             heartbeat()
     n = reader.n_decoded or 0
