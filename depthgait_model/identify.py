@@ -100,7 +100,8 @@ def rank_identities(probe: np.ndarray, gallery: Embeddings, top_k: int = 5, metr
 
     if top_k < 1:
         raise InputError(f"top-k must be >= 1, got {top_k}")
-    dist = distance_matrix(probe[None], gallery.embeddings, metric)[0].cpu().numpy()  # [M]
+    # Exact differences: a probe equal to a gallery sequence is at distance 0, as a threshold expects.
+    dist = distance_matrix(probe[None], gallery.embeddings, metric, exact=True)[0].cpu().numpy()  # [M]
     best: dict[str, int] = {}
     for i in np.argsort(dist, kind="stable"):
         best.setdefault(str(gallery.labels[i]), int(i))

@@ -2,7 +2,10 @@
 
 Distances follow OpenGait's ``cuda_dist``: for embeddings [N, C, P] (P horizontal parts) the
 Euclidean distance is computed per part and averaged over parts; the cosine distance is
-1 - the mean over parts of the per-part cosine similarity. [N, D] embeddings are one part.
+1 - the mean over parts of the per-part cosine similarity. The evaluators use OpenGait's matrix-product
+form (|x|^2 + |y|^2 - 2xy, fast on a GPU, but its cancellation leaves a few 1e-3 between two equal
+embeddings of realistic size); ``exact=True`` takes the differences directly, for identification,
+where a user reads the distance itself and thresholds it. [N, D] embeddings are one part.
 Everything is blocked over probe rows so that the full CASIA-B test set (3,300 probes x 2,200
 gallery sequences x 16 parts) never materialises a [P, N, M] tensor at once, and it all runs on
 the device the embeddings live on. Ties in ranking are broken by gallery order (stable sort),
@@ -47,11 +50,12 @@ def _part_major(x: torch.Tensor, metric: str) -> torch.Tensor:
     return x.permute(2, 0, 1).contiguous()  # [P, N, C]
 
 
-def _block_distance(p: torch.Tensor, g: torch.Tensor, metric: str) -> torch.Tensor:
+def _block_distance(p: torch.Tensor, g: torch.Tensor, metric: str, exact: bool = False) -> torch.Tensor:
     """Part-major probe [P, n, C] and gallery [P, m, C] -> distance [n, m] averaged over parts."""
     if metric == "cos":
         return 1.0 - torch.bmm(p, g.transpose(1, 2)).mean(0)  # [n, m]
-    return torch.cdist(p, g, compute_mode="use_mm_for_euclid_dist").mean(0)  # [n, m]
+    mode = "donot_use_mm_for_euclid_dist" if exact else "use_mm_for_euclid_dist"
+    return torch.cdist(p, g, compute_mode=mode).mean(0)  # [n, m]
 
 
 def default_chunk(n_gallery: int, n_parts: int) -> int:
@@ -64,6 +68,7 @@ def iter_distance_chunks(
     gallery: torch.Tensor | np.ndarray,
     metric: str = "euc",
     chunk_size: int | None = None,
+    exact: bool = False,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
     """Yield (probe row slice, distances [rows, M]) block by block, on the probe's device."""
     p = as_parts(probe)
@@ -75,7 +80,7 @@ def iter_distance_chunks(
     for start in range(0, p.shape[0], step):
         rows = slice(start, min(start + step, p.shape[0]))
         p_parts = _part_major(p[rows], metric)  # [P, rows, C]
-        yield rows, _block_distance(p_parts, g_parts, metric)  # [rows, M]
+        yield rows, _block_distance(p_parts, g_parts, metric, exact)  # [rows, M]
 
 
 def distance_matrix(
@@ -83,9 +88,10 @@ def distance_matrix(
     gallery: torch.Tensor | np.ndarray,
     metric: str = "euc",
     chunk_size: int | None = None,
+    exact: bool = False,
 ) -> torch.Tensor:
-    """Full distance matrix [N, M]; for modest sizes (tests, plots). Evaluators stream the chunks."""
-    blocks = [d for _, d in iter_distance_chunks(probe, gallery, metric, chunk_size)]
+    """Full distance matrix [N, M]; for modest sizes (tests, plots, identification). Evaluators stream the chunks."""
+    blocks = [d for _, d in iter_distance_chunks(probe, gallery, metric, chunk_size, exact)]
     if not blocks:
         return torch.zeros(0, as_parts(gallery).shape[0])
     return torch.cat(blocks, 0)  # [N, M]

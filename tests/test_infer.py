@@ -142,6 +142,20 @@ def test_rank_identities_groups_by_subject() -> None:
         rank_identities(probe, gallery, top_k=0)
 
 
+def test_a_probe_in_the_gallery_is_at_distance_zero() -> None:
+    """Embeddings of a trained model's size and scale ([256, 16], values ~20): the matrix-product form
+    leaves cancellation noise between equal rows; identification must not."""
+    rng = np.random.default_rng(3)
+    feats = (rng.normal(20.0, 5.0, size=(6, 256, 16))).astype(np.float32)
+    gallery = Embeddings(embeddings=feats, labels=np.array(list("abcdef")), types=np.array(["nm-01"] * 6),
+                         views=np.array(["090"] * 6))
+    ranked = rank_identities(feats[4].copy(), gallery, top_k=2)
+    assert ranked[0].label == "e" and ranked[0].distance == 0.0
+    second = "abcdef".index(ranked[1].label)
+    direct = np.mean([np.linalg.norm(feats[4][:, p] - feats[second][:, p]) for p in range(16)])
+    assert ranked[1].distance == pytest.approx(direct, rel=1e-5)
+
+
 def test_help_has_examples() -> None:
     for command in ("embed", "identify"):
         res = CliRunner().invoke(depthgait, [command, "--help"])
