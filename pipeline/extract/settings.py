@@ -21,7 +21,8 @@ TRACKERS = ("bytetrack", "botsort")
 # How raw tracks become people (cut, re-link, colour split; pipeline/extract/track*.py). It is fingerprinted for
 # --tracks all only, so a change to it redoes footage caches and leaves dataset caches alone. Bump it when the
 # tracks that linking keeps change. 2: trajectories, colour split, edge-aware re-linking, height-jump cut, walk fill.
-TRACK_LINKING = 2
+# 3: a blob showing two heads is no gait frame (pipeline/extract/blob_heads.py).
+TRACK_LINKING = 3
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from pipeline.extract.track_stream import (
     COLOUR,
     CUT,
     FOREIGN,
+    PAIR,
     BlobMasks,
     RawTracker,
     make_tracker,
@@ -99,6 +100,7 @@ class TrackStats:
     blobs_split: int = 0
     blobs_shared: int = 0  # detections that are one track's part of a blob several tracks claimed
     blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
+    blobs_two_heads: int = 0  # whole blobs showing two heads (walkers never seen apart): in the track's line, merged for gait
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
     frames_entering: int = 0  # border detections of a walker coming in / going out, added to its track
@@ -140,13 +142,16 @@ def track_people(
         stats.frames_merged += int((is_merged | ((is_shared > 0) & (is_shared != FOREIGN))).sum())
         stats.blobs_shared += int(((is_shared == CUT) | (is_shared == COLOUR)).sum())
         stats.blobs_colour_split += int((is_shared == COLOUR).sum())
+        stats.blobs_two_heads += int((is_shared == PAIR).sum())
         # a part cut at a column followed the person the tracker predicted, but the tracker may swap ids
         # inside a blob cut that way: it is cut out like a merged frame. A part split by colour is that
         # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
         by_colour = is_shared == COLOUR
         # a box taller or shorter by a fifth from one frame to the next: the tracker moved onto another blob
         bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN) | _jumps(*piece[:2], (width, height), f.border)
-        cut, lost = cut_segments((*piece, by_colour, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+        # a whole blob with two heads stays in the line too (it is where its walker is), but is no gait frame
+        not_gait = by_colour | (is_shared == PAIR)
+        cut, lost = cut_segments((*piece, not_gait, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
         stats.tracks_short += not cut  # nothing of it is left to link

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.extract.blob_heads import head_columns
 from pipeline.extract.settings import TRACKERS
 from pipeline.extract.track_colour import (
     ColourModels,
@@ -31,7 +32,8 @@ from pipeline.extract.track_colour import (
 )
 from pipeline.geometry import touches_edge
 
-CUT, COLOUR, FOREIGN = 1, 2, 3  # a part of a blob cut at a column / split by colour; another walker's colours
+# a part of a blob cut at a column / split by colour; another walker's colours; a whole blob with two heads
+CUT, COLOUR, FOREIGN, PAIR = 1, 2, 3, 4
 
 
 class _Boxes:
@@ -160,17 +162,18 @@ class BlobMasks:
         """Frame ``t`` is tracked: its crops are not needed again."""
         self.crops.pop(t, None)
 
-    def _fg(self, t: int, k: int) -> np.ndarray:
+    def foreground(self, t: int, k: int) -> np.ndarray:
+        """bool [h, w]: the foreground of blob ``k`` of frame ``t``."""
         packed, shape = self.crops[t][k][:2]
         return np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
     def crop(self, t: int, k: int) -> np.ndarray | None:
         """bool [h, w]: the foreground of wide blob ``k`` of frame ``t`` (None: a narrow one)."""
-        return self._fg(t, k) if self.crops[t][k][3] else None
+        return self.foreground(t, k) if self.crops[t][k][3] else None
 
     def colours(self, t: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Blob ``k`` of frame ``t``: its foreground bool [h, w] and colour codes uint16 [h, w] (0 off it)."""
-        fg = self._fg(t, k)
+        fg = self.foreground(t, k)
         codes = np.zeros(fg.shape, np.uint16)
         codes[fg] = self.crops[t][k][2]
         return fg, codes
@@ -199,19 +202,22 @@ class RawTracker:
     """Raw tracks, one frame at a time: ``raw`` maps tracker id -> [(frame, box [4], score, shared, colours)]
     for every frame the tracker matched a detection (``colours``: the whole blob's ``sparse_histogram``, or
     None for a part of one); ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split
-    by colour, else 0. With ``masks`` each track's colours are learnt where its blob is its own, and a blob
-    several tracks claim is first split between them by colour (``split_by_colour``; ``colour``), or else
-    cut between them at a column (``share_blob``); each frame's crops are released once it is tracked.
+    by colour, ``PAIR`` for a whole blob that shows several heads, else 0. With ``masks`` each track's
+    colours are learnt where its blob is its own, and a blob several tracks claim is first split between
+    them by colour (``split_by_colour``; ``colour``), or else cut between them at a column (``share_blob``);
+    each frame's crops are released once it is tracked.
     ``size`` (width, height): predicted boxes are clipped to the picture (a walker entering at its edge
     still claims the blob it walks into). A whole blob whose colours are less than ``foreign`` alike
     (``similarity``) to its track's is ``FOREIGN``. A colour-split part is recorded for the track it was
-    split for, even where the tracker's matching handed it to another claimant (``_own_parts``)."""
+    split for, even where the tracker's matching handed it to another claimant (``_own_parts``). A whole
+    blob away from the picture's edge whose top edge shows several heads (``blob_heads``; ``heads``) is
+    ``PAIR``: walkers no track has seen apart, never one walker's colours or gait frame."""
 
     def __init__(self, tracker: str = "bytetrack", fps: float = 25.0, blobs: bool = False,
                  masks: BlobMasks | None = None, colour: bool = True, size: tuple[int, int] | None = None,
-                 foreign: float = 0.5) -> None:
+                 foreign: float = 0.5, heads: bool = True) -> None:
         self.trk = make_tracker(tracker, fps, blobs)
-        self.masks, self.colour, self.size, self.foreign = masks, colour, size, foreign
+        self.masks, self.colour, self.size, self.foreign, self.heads = masks, colour, size, foreign, heads
         self.models = ColourModels()
         self.raw: dict[int, list] = {}
         self.t = 0  # the next frame
@@ -244,9 +250,11 @@ class RawTracker:
                 if parts is None:
                     fg = masks.crop(t, k) if len(claims) > 1 else None
                     parts, kind = (share_blob(row, fg, claims) if fg is not None else [row]), CUT
+                if len(parts) == 1 and self._pair(row, masks.foreground(t, k)):
+                    kind = PAIR
                 owner.extend(which if kind == COLOUR and len(which) == len(parts) else [-1] * len(parts))
                 rows.extend(parts)
-                flags.extend([kind if len(parts) > 1 else 0] * len(parts))
+                flags.extend([kind if len(parts) > 1 or kind == PAIR else 0] * len(parts))
                 origin_l.extend([k if len(parts) == 1 else -1] * len(parts))
             cand, shared, origin = np.stack(rows), np.array(flags), np.array(origin_l)
         boxes = _Boxes(cand)
@@ -262,7 +270,7 @@ class RawTracker:
                     if models.known(tid) and similarity(dense, models.hist[tid]) < self.foreign:
                         kind = FOREIGN  # not this walker's colours: the tracker handed its id to someone else
                     # a whole blob no other track's predicted box reaches into is this walker alone: learn it
-                    elif (not self._at_border(boxes.data[idx])
+                    elif (kind != PAIR and not self._at_border(boxes.data[idx])
                           and (not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1)):
                         models.learn(tid, codes, float(boxes.data[idx, 3] - boxes.data[idx, 1]))
                     hist = sparse_histogram(dense)
@@ -270,6 +278,10 @@ class RawTracker:
         if masks is not None:
             masks.release(t)
         self.t += 1
+
+    def _pair(self, row: np.ndarray, fg: np.ndarray) -> bool:
+        """Whether the whole blob ``row`` (foreground crop ``fg``) shows several heads away from the edge."""
+        return self.heads and not self._at_border(row) and len(head_columns(fg)) > 1
 
     def _own_parts(self, out: np.ndarray, owner: list[int]) -> np.ndarray:
         """``out`` (the tracker's rows) with each colour-split part recorded for the track it was split for.
@@ -296,11 +308,11 @@ class RawTracker:
 
 def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: float = 25.0,
                 blobs: bool = False, masks: BlobMasks | None = None, colour: bool = True,
-                size: tuple[int, int] | None = None, foreign: float = 0.5) -> dict[int, list]:
+                size: tuple[int, int] | None = None, foreign: float = 0.5, heads: bool = True) -> dict[int, list]:
     """``RawTracker.raw`` of a whole video's candidates (``masks``: its blobs' crops, all detected already)."""
-    follow = RawTracker(tracker, fps, blobs, masks, colour, size, foreign)
+    follow = RawTracker(tracker, fps, blobs, masks, colour, size, foreign, heads)
     follow.feed(candidates)
     return follow.raw
 
 
-__all__ = ["COLOUR", "CUT", "FOREIGN", "BlobMasks", "RawTracker", "make_tracker", "run_tracker", "split_blobs"]
+__all__ = ["COLOUR", "CUT", "FOREIGN", "PAIR", "BlobMasks", "RawTracker", "make_tracker", "run_tracker", "split_blobs"]

@@ -81,7 +81,8 @@ class CacheStatus:
                          f"{t.get('tracks_not_person', 0)} not person-shaped")
             lines.append(f"    frames dropped: {t.get('frames_border', 0)} touching the border, "
                          f"{t.get('frames_small', 0)} too small, {t.get('frames_merged', 0)} merged with another "
-                         f"track; blobs split: {t.get('blobs_split', 0)}")
+                         f"track ({t.get('blobs_two_heads', 0)} blobs showing two heads); "
+                         f"blobs split: {t.get('blobs_split', 0)}")
             lines.append(f"    blobs shared by several tracks: {t.get('blobs_shared', 0)} parts "
                          f"({t.get('blobs_colour_split', 0)} split by colour); "
                          f"{t.get('frames_foreign', 0)} detections cut for another walker's colours, "
