@@ -19,12 +19,17 @@ HEAD_DIP = 0.06  # of the blob's height: the top edge falls at least this far be
 HEAD_APART = 0.12  # of the blob's height: two heads' columns are at least this far apart (about a head's width)
 
 
+def _reach(height: int) -> int:
+    """Columns on each side that the top edge is smoothed over and a top must out-reach: ~3% of the height."""
+    return max(1, int(0.03 * height))
+
+
 def top_edge(fg: np.ndarray) -> np.ndarray:
     """float [w]: per column of the foreground crop ``fg`` [h, w], its first foreground row (h: none),
-    smoothed over about 3% of the height (a ragged edge of a mask is not a head)."""
-    h, w = fg.shape
+    smoothed (a ragged edge of a mask is not a head)."""
+    h = fg.shape[0]
     top = np.where(fg.any(0), fg.argmax(0), h).astype(np.float64)
-    k = max(1, int(0.03 * h))
+    k = _reach(h)
     return np.convolve(np.pad(top, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
 
 
@@ -33,8 +38,7 @@ def head_columns(fg: np.ndarray) -> list[int]:
     h, w = fg.shape
     if h < 10 or w < 3 or not fg.any():
         return []
-    edge = top_edge(fg)
-    k = max(1, int(0.03 * h))
+    edge, k = top_edge(fg), _reach(h)
     window = np.lib.stride_tricks.sliding_window_view(np.pad(edge, k, mode="edge"), 2 * k + 1).min(1)  # [w]
     high = np.flatnonzero((edge <= window) & (edge <= edge.min() + HEAD_NEAR * h))  # local tops near the top
     if not len(high):
