@@ -44,7 +44,7 @@ def _head_span(mask: np.ndarray) -> tuple[int, int]:
 
 
 def test_two_walkers_side_by_side_show_two_heads() -> None:
-    """Two walkers overlapping, the second a tenth of a height taller and a third of a height to the left:
+    """Two walkers overlapping, the second raised a tenth of a height and a third of a height to the left:
     two heads, one on each walker's head, on every frame of the stride."""
     near = render_sequence(subject_params(1), "090", "nm-01", frames=12, size=SIZE).mask
     far = render_sequence(subject_params(2), "090", "nm-01", frames=12, size=SIZE, seed=1).mask
@@ -69,7 +69,7 @@ def test_two_walkers_side_by_side_show_two_heads() -> None:
 @pytest.fixture(scope="module")
 def pair_scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Seed 1, scene 2 of the crowd bench: two walkers come in together at the left edge and walk side by
-    side, the farther one a little ahead, never apart; a third walks the other way."""
+    side, the farther one a little behind, never apart; a third walks the other way."""
     from pipeline.synthetic.crowd import render_crowd, scene_walkers, write_crowd_truth
     from pipeline.synthetic.dataset import write_video
 

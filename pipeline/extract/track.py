@@ -74,7 +74,7 @@ class TrackFilter:
     """What a kept track must be; recorded in the cache fingerprint with ``--tracks all``."""
 
     min_height: float = 0.12  # share of the frame height
-    min_length: int = 10  # frames of its own (clean, or split off a shared blob by colour) a track must have
+    min_length: int = 10  # frames of its own (clean, split off a shared blob by colour, or its pair's blob) a track must have
     min_clean: int = 1  # clean frames (its gait sequence) a kept track must have
     border: int = EDGE  # pixels: a box this close to an image edge touches it (a body cut by the edge)
     aspect: tuple[float, float] = (1.2, 5.0)  # median box height / width of a person
@@ -164,14 +164,14 @@ def track_people(
                if f.stitch_gap else None)
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
-    for (frames, boxes, scores, by_colour, _), path in zip(pieces, paths, strict=True):
+    for (frames, boxes, scores, not_gait, _), path in zip(pieces, paths, strict=True):
         state = path.state[frames - path.frames[0]]  # of the detected frames
         stats.frames_border += int((state == BORDER).sum())
         stats.frames_small += int((state == SMALL).sum())
         # found merged once linked (a hidden person on its line); colour-split parts were counted above
-        stats.frames_merged += int(((state == MERGED) & ~by_colour).sum())
+        stats.frames_merged += int(((state == MERGED) & ~not_gait).sum())
         keep = state == KEPT
-        if keep.sum() < f.min_clean or (keep | by_colour).sum() < f.min_length:
+        if keep.sum() < f.min_clean or (keep | not_gait).sum() < f.min_length:
             stats.tracks_short += 1
             continue
         if not person_shaped(boxes[keep], f):

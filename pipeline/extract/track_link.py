@@ -360,7 +360,7 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
         edge = touches_edge(boxes, width, height, border)
         small = boxes[:, 3] - boxes[:, 1] < min_height * height
         state[at] = np.where(edge, BORDER, np.where(small, SMALL, KEPT))
-        if len(piece) > 3:  # a 4th array: frames whose box was split off a shared blob (merged for gait)
+        if len(piece) > 3:  # a 4th array: frames on the line but no gait frame (a colour-split part, a pair's blob)
             state[at[np.asarray(piece[3], bool)]] = MERGED
         for j, (other, oline) in enumerate(zip(spans, lines, strict=True)):
             lo, hi = max(span[0], other[0]), min(span[-1], other[-1]) + 1

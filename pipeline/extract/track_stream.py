@@ -250,8 +250,9 @@ class RawTracker:
                 if parts is None:
                     fg = masks.crop(t, k) if len(claims) > 1 else None
                     parts, kind = (share_blob(row, fg, claims) if fg is not None else [row]), CUT
-                if len(parts) == 1 and self._pair(row, masks.foreground(t, k)):
-                    kind = PAIR
+                if (len(parts) == 1 and self.heads and not self._at_border(row)
+                        and len(head_columns(masks.foreground(t, k))) > 1):
+                    kind = PAIR  # a whole blob showing several heads: walkers no track has seen apart
                 owner.extend(which if kind == COLOUR and len(which) == len(parts) else [-1] * len(parts))
                 rows.extend(parts)
                 flags.extend([kind if len(parts) > 1 or kind == PAIR else 0] * len(parts))
@@ -278,10 +279,6 @@ class RawTracker:
         if masks is not None:
             masks.release(t)
         self.t += 1
-
-    def _pair(self, row: np.ndarray, fg: np.ndarray) -> bool:
-        """Whether the whole blob ``row`` (foreground crop ``fg``) shows several heads away from the edge."""
-        return self.heads and not self._at_border(row) and len(head_columns(fg)) > 1
 
     def _own_parts(self, out: np.ndarray, owner: list[int]) -> np.ndarray:
         """``out`` (the tracker's rows) with each colour-split part recorded for the track it was split for.
