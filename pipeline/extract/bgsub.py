@@ -5,6 +5,12 @@ only briefly), or of a background-only video beside it (CASIA-B ships ``001-bkgr
 where the walker hardly moves in the frame (frontal views). It primes an OpenCV MOG2 model that is
 then frozen (learning rate 0): the foreground of a frame depends on that frame alone, so the
 ``bgsub`` detector and segmenter agree, and MOG2 still labels shadows apart from the person.
+
+Outdoors, thin clutter moves all the time: a barrier tape in the wind, a swaying wire. It is a line a
+few rows thick and longer than a person is wide, which no part of a walker is: where a vertical
+opening (``thin`` rows) removes a connected piece at least ``line`` columns wide, that piece goes.
+A walker's thin parts (a hand, a foot, an arm) are short, so they stay; an opening everywhere erased
+them (fewer synthetic walkers followed, mask IoU 0.872 -> 0.868).
 """
 from __future__ import annotations
 
@@ -16,6 +22,10 @@ import numpy as np
 from pipeline.errors import InputError
 
 EMPTY = np.zeros((0, 5), dtype=np.float32)  # no candidate boxes (x0, y0, x1, y1, score)
+GAIN_CELL = 64  # pixels: a cell of the light's gain field, a few times a walker's width
+GAIN_STEP = 4  # every 4th pixel of each row and column measures it
+GAIN_MAX = 1.3  # frame / background luminance beyond this (or its inverse) is an object, not light
+GAIN_DEAD = 0.03  # gains all within 3% of 1: the light did not change
 
 
 class BackgroundModel:
@@ -37,16 +47,63 @@ class BackgroundModel:
         # Speckle is removed by component size, not by morphology: an opening erases thin limbs and a
         # closing fills the gap between the legs (both cost IoU on the synthetic truth).
         self.min_speckle = max(4, int(2e-4 * h * w))
+        # 9 rows at 576 (the fluttering tape of PETS 2009 S2L1 is up to 8 thick), 3 at 240.
+        self._thin = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, (h // 64) | 1)))
         k = max(3, (min(h, w) // 80) | 1)
         self._group = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k + 1, 4 * k + 1))
+        self._reach = k  # columns the grouping reaches on each side
+        self._grey = cv2.cvtColor(self.background, cv2.COLOR_BGR2GRAY)[::GAIN_STEP, ::GAIN_STEP].astype(np.float32) + 1
+        self._cells = (max(1, h // GAIN_CELL), max(1, w // GAIN_CELL))
+
+    def _lit(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` with the light brought back to the background's: outdoors the sun comes and goes, and a
+        region 5% brighter than the background is foreground to MOG2. The gain is the median over cells of
+        about ``GAIN_CELL`` pixels of frame / background luminance, over the pixels where it is a plausible
+        change of light (a walker in dark clothes on a light road is not), smoothed over the picture;
+        where no cell is off by ``GAIN_DEAD`` the frame is used as it is (a steady camera is untouched)."""
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[::GAIN_STEP, ::GAIN_STEP].astype(np.float32) + 1
+        ratio = grey / self._grey
+        ratio[(ratio < 1 / GAIN_MAX) | (ratio > GAIN_MAX)] = np.nan
+        gh, gw = self._cells
+        rh, rw = ratio.shape[0] // gh, ratio.shape[1] // gw
+        cells = ratio[: gh * rh, : gw * rw].reshape(gh, rh, gw, rw).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
+        with np.errstate(all="ignore"):
+            plausible = np.isfinite(cells).mean(axis=2) >= 0.5
+            gain = np.where(plausible, np.nanmedian(cells, axis=2), 1.0).astype(np.float32)  # [gh, gw]
+        if np.abs(gain - 1).max() < GAIN_DEAD:
+            return frame
+        field = cv2.resize(gain, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return np.clip(frame / field[..., None], 0, 255).astype(np.uint8)
 
     def foreground(self, frame: np.ndarray) -> np.ndarray:
-        """bool [H, W]: moving pixels, shadows (MOG2 value 127) excluded, specks dropped."""
-        fg = np.where(self.mog.apply(frame, learningRate=0) == 255, np.uint8(1), np.uint8(0))
+        """bool [H, W]: moving pixels, shadows (MOG2 value 127) and long thin lines excluded, specks dropped."""
+        fg = np.where(self.mog.apply(self._lit(frame), learningRate=0) == 255, np.uint8(1), np.uint8(0))
+        fg = self._drop_lines(fg)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         keep = stats[:, cv2.CC_STAT_AREA] >= self.min_speckle
         keep[0] = False
         return keep[labels]
+
+    def _drop_lines(self, fg: np.ndarray) -> np.ndarray:
+        """uint8 [H, W] ``fg`` without its thin pieces (what a vertical opening removes), except those inside a
+        body's blob (its tall parts grouped as ``blobs`` groups them, at least half ``min_area``) and narrower
+        than that blob: a hand, a foot, an arm stays; a tape wider than the walker it passes, or a flutter by
+        itself, goes."""
+        tall = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._thin)
+        thin = fg - tall  # the opening is a subset of fg
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(thin, connectivity=8)
+        if n <= 1:
+            return fg
+        ng, group, group_stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(tall, self._group), connectivity=8)
+        body_area = np.bincount(group[tall > 0], minlength=ng)
+        width = np.where(body_area >= self.min_area // 2, group_stats[:, cv2.CC_STAT_WIDTH] - 2 * self._reach, 0)
+        width[0] = 0
+        ys, xs = np.nonzero(thin)
+        piece = labels[ys, xs]
+        fits = stats[piece, cv2.CC_STAT_WIDTH] < width[group[ys, xs]]
+        keep = np.zeros(n, bool)
+        keep[piece[fits]] = True
+        return tall | keep[labels].astype(np.uint8)
 
     def blobs(self, fg: np.ndarray) -> np.ndarray:
         """Candidates [K, 5] from a foreground mask: pieces close to each other form one blob

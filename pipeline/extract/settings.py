@@ -21,8 +21,12 @@ TRACKERS = ("bytetrack", "botsort")
 # How raw tracks become people (cut, re-link, colour split; pipeline/extract/track*.py). It is fingerprinted for
 # --tracks all only, so a change to it redoes footage caches and leaves dataset caches alone. Bump it when the
 # tracks that linking keeps change. 2: trajectories, colour split, edge-aware re-linking, height-jump cut, walk fill.
-# 3: a blob showing two heads is no gait frame (pipeline/extract/blob_heads.py).
-TRACK_LINKING = 3
+# 3: a blob showing two heads is no gait frame (pipeline/extract/blob_heads.py). 4: nor is a box too tall for one
+# person at its foot row (pipeline/extract/ground_height.py).
+TRACK_LINKING = 4
+# How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
+# 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.
+BACKGROUND_MODEL = 2
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class ExtractSettings:
             rec["seg_weights"] = self.seg_weights
         if self.needs_background:
             rec["background_frames"] = self.background_frames
+            rec["background_model"] = BACKGROUND_MODEL
         if self.track_mode == "all":  # absent for "longest": caches made before --tracks stay current
             from dataclasses import asdict
 

@@ -10,6 +10,8 @@ kept only where it is one whole person:
   valleys of its column profile (two people side by side are two boxes, not one);
 - frames whose box touches the image border (a person half out of the picture) are dropped;
 - frames whose box is below the minimum height are dropped;
+- frames whose box is over 1.4x as tall as one person standing at its foot row (``ground_height``: a line
+  fitted to the video's detections) hold a walker and someone behind them: on the line, no gait frame;
 - frames where a track's box overlaps another track's box (a blob holding two people: they
   merged; or one hides part of the other) are dropped for both, rather than keep a two-person
   silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pipeline.extract.ground_height import fit_height_line
 from pipeline.extract.settings import TRACKERS
 from pipeline.extract.track_colour import BINS, share_blob
 from pipeline.extract.track_link import (
@@ -101,6 +104,7 @@ class TrackStats:
     blobs_shared: int = 0  # detections that are one track's part of a blob several tracks claimed
     blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
     blobs_two_heads: int = 0  # whole blobs showing two heads (walkers never seen apart): in the track's line, merged for gait
+    frames_too_tall: int = 0  # boxes over 1.4x a person's height at their foot row (ground_height): in the line, no gait frame
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
     frames_entering: int = 0  # border detections of a walker coming in / going out, added to its track
@@ -136,6 +140,7 @@ def track_people(
         hists[:] = [r[4] for r in rows]
         colours.append(hists)
     merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap, FRAGMENT)
+    line = fit_height_line(candidates, width, height, f.border)  # a person's height at each foot row
     pieces = []
     for piece, is_merged, is_shared, hists in zip(tracks, merged, shared, colours, strict=True):
         stats.frames_foreign += int((is_shared == FOREIGN).sum())
@@ -149,8 +154,11 @@ def track_people(
         by_colour = is_shared == COLOUR
         # a box taller or shorter by a fifth from one frame to the next: the tracker moved onto another blob
         bad = (is_merged & ~by_colour) | (is_shared == CUT) | (is_shared == FOREIGN) | _jumps(*piece[:2], (width, height), f.border)
-        # a whole blob with two heads stays in the line too (it is where its walker is), but is no gait frame
-        not_gait = by_colour | (is_shared == PAIR)
+        # a whole blob with two heads, or a box too tall for one person where it stands, stays in the line too
+        # (it is where its walker is), but is no gait frame
+        tall = line.too_tall(piece[1]) if line is not None else np.zeros(len(piece[0]), bool)
+        stats.frames_too_tall += int(tall.sum())
+        not_gait = by_colour | (is_shared == PAIR) | tall
         cut, lost = cut_segments((*piece, not_gait, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost

@@ -183,6 +183,47 @@ def sequences_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 8, scale:
     return np.concatenate(rows, axis=0)
 
 
+def person_crops(seq: AlignedSequence, frames_per_seq: int, height: int = 96) -> list[np.ndarray]:
+    """For ``frames_per_seq`` frames spread over ``seq``: the source frame cut at the person box (the
+    person as the camera saw them, which a whole-frame thumbnail of real footage is too small to show)
+    beside the aligned silhouette, BGR [height, height, 3] each; [] when the video is not at hand."""
+    if seq.video is None or seq.box is None:
+        return []
+    idx = sample_indices(len(seq.frames), frames_per_seq)
+    decoded = decode_frames(seq.video, sorted({int(seq.frames[i]) for i in idx}))
+    half = height // 2
+    cells = []
+    for i in idx:
+        image = decoded.get(int(seq.frames[i]))
+        if image is None:
+            continue
+        x0, y0, x1, y1 = (int(round(v)) for v in seq.box[i])
+        crop = image[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+        crop = cv2.resize(crop, (half, height), interpolation=cv2.INTER_AREA) if crop.size else np.zeros((height, half, 3), np.uint8)
+        sil = cv2.resize(seq.sil[i], (half, height), interpolation=cv2.INTER_NEAREST)
+        cells.append(np.concatenate([crop, cv2.cvtColor(sil, cv2.COLOR_GRAY2BGR)], axis=1))
+    return cells
+
+
+def crops_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 10, height: int = 96) -> np.ndarray:
+    """The tracks of a crowd video at a glance: one row per sequence, its key then ``person_crops``, so a
+    track that holds two people or switches person shows at once (BGR)."""
+    if not seqs:
+        raise InputError("no sequences to show")
+    label_w = 150
+    width = label_w + frames_per_seq * (height + GAP) + GAP
+    rows = []
+    for seq in seqs:
+        row = np.full((height + 2 * GAP, width, 3), 40, np.uint8)
+        for j, cell in enumerate(person_crops(seq, frames_per_seq, height)):
+            x = label_w + GAP + j * (height + GAP)
+            row[GAP : GAP + height, x : x + height] = cell
+        cv2.putText(row, seq.id.subject[-24:], (GAP, height // 2), FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(row, f"{len(seq.frames)} frames", (GAP, height // 2 + 18), FONT, 0.4, (180, 180, 180), 1, cv2.LINE_AA)
+        rows.append(row)
+    return np.concatenate(rows, axis=0)
+
+
 def write_png(path: str | Path, image: np.ndarray) -> Path:
     """Encode and write atomically; the folder is created."""
     ok, data = cv2.imencode(".png", image)

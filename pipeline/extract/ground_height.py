@@ -1,0 +1,70 @@
+"""How tall one person stands at each row of a static camera's picture: a box much taller holds more than one.
+
+Over flat ground, an upright person's height in the picture is a straight line of the row their feet stand
+on: both the height and the feet's distance below the horizon shrink as 1 / distance (Hoiem, Efros and
+Hebert, "Putting objects in perspective", 2006). The line is fitted to the video's own detections,
+robustly, since most of them are one person; a box over ``TALL`` times its row's height is a walker with
+someone standing behind them, a group, or a walker with clutter: in a track's line, but no gait frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.geometry import touches_edge
+
+TALL = 1.4  # people differ in height by well under this; two stacked in the picture are 1.5x and more
+MIN_BOXES = 30  # detections needed to fit the line
+ASPECT = (1.5, 5.0)  # height / width of the boxes the line is fitted to (a lone upright person)
+
+
+@dataclass(frozen=True)
+class HeightLine:
+    """A person's expected box height at the row of their feet: ``slope * y_foot + intercept`` pixels."""
+
+    slope: float
+    intercept: float
+
+    def expected(self, y_foot: np.ndarray) -> np.ndarray:
+        return np.maximum(self.slope * np.asarray(y_foot, np.float64) + self.intercept, 1.0)
+
+    def too_tall(self, boxes: np.ndarray, ratio: float = TALL) -> np.ndarray:
+        """bool [n]: boxes ``[n, 4]`` (x0, y0, x1, y1) over ``ratio`` times a person's height at their foot row."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return boxes[:, 3] - boxes[:, 1] > ratio * self.expected(boxes[:, 3])
+
+
+def fit_height_line(candidates: list[np.ndarray], width: int, height: int, border: int = 3,
+                    rounds: int = 5) -> HeightLine | None:
+    """The line through the person-shaped detections (``[K, 5]`` per frame) away from the picture's edge:
+    least squares, each round on the boxes within 2.5 robust deviations of the last fit. None with fewer
+    than ``MIN_BOXES`` of them. Where the feet hardly change rows (everyone at one distance) or the fit
+    would make people taller further away, the line is flat at the median height."""
+    rows = [np.asarray(c, np.float64).reshape(-1, 5)[:, :4] for c in candidates if len(c)]
+    if not rows:
+        return None
+    boxes = np.concatenate(rows)
+    h, w = boxes[:, 3] - boxes[:, 1], np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
+    ok = (h / w >= ASPECT[0]) & (h / w <= ASPECT[1]) & ~touches_edge(boxes, width, height, border)
+    foot, h = boxes[ok, 3], h[ok]
+    if len(h) < MIN_BOXES:
+        return None
+    inlier = np.ones(len(h), bool)
+    slope, intercept = 0.0, float(np.median(h))
+    for _ in range(rounds):
+        if np.ptp(foot[inlier]) < 0.05 * height:
+            slope, intercept = 0.0, float(np.median(h[inlier]))
+        else:
+            slope, intercept = (float(v) for v in np.polyfit(foot[inlier], h[inlier], 1))
+        residual = h - (slope * foot + intercept)
+        spread = 1.4826 * np.median(np.abs(residual[inlier] - np.median(residual[inlier]))) + 1.0
+        inlier = np.abs(residual) <= 2.5 * spread
+        if inlier.sum() < MIN_BOXES:
+            break
+    if slope < 0:
+        slope, intercept = 0.0, float(np.median(h[inlier] if inlier.any() else h))
+    return HeightLine(slope, intercept)
+
+
+__all__ = ["TALL", "HeightLine", "fit_height_line"]
