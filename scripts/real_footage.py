@@ -100,7 +100,7 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.sheet:
-        print(f"wrote {write_png(args.sheet, crops_sheet(seqs))}")
+        print(f"wrote {write_png(args.sheet, crops_sheet(seqs, frames_per_seq=8, height=80))}")
 
 
 if __name__ == "__main__":

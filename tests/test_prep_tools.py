@@ -15,7 +15,7 @@ from cli.prep import main
 from pipeline.errors import Failure, append_failure
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import SequenceId
-from pipeline.tools.contact_sheet import GAP, TITLE_H, sequences_sheet
+from pipeline.tools.contact_sheet import GAP, TITLE_H, crops_sheet, sequences_sheet, write_png
 
 A, B, SHORT = SequenceId("001", "nm-01", "090"), SequenceId("002", "bg-01", "000"), SequenceId("003", "cl-01", "180")
 
@@ -156,6 +156,33 @@ def test_sheet_of_several_sequences() -> None:
     y, x = row_h + TITLE_H + GAP, 3 * (128 + GAP) + GAP  # the short sequence's 4th (empty) slot
     assert image[y : y + 64, x : x + 128].max() == 0
     assert image[y : y + 64, x - 128 - GAP : x - GAP].max() == 255  # its 3rd frame is drawn
+
+
+def test_crops_sheet_cuts_each_person_from_its_frame(tmp_path: Path) -> None:
+    """Frame t of the video is grey 30 + 10 t with a white person at x 40-60, y 20-100: each cell's left half is
+    that person cut at the box (white, stretched to the cell), its right half the aligned silhouette."""
+    video = tmp_path / "plaza camera 2.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for t in range(6):
+        frame = np.full((120, 160, 3), 30 + 10 * t, np.uint8)
+        frame[20:100, 40:60] = 250
+        writer.write(frame)
+    writer.release()
+    sil = np.zeros((3, 64, 64), np.uint8)
+    sil[:, 8:56, 24:40] = 255
+    box = np.tile(np.array([40, 20, 60, 100], np.float32), (3, 1))
+    box[2] = [0, 0, 160, 120]  # the last frame's box is the whole frame: grey around the person
+    seq = AlignedSequence(SequenceId("plaza camera 2.1", "footage", "000"), sil, None, np.array([1, 3, 5], np.int32),
+                          box=box, video=str(video))
+    image = crops_sheet([seq, seq], frames_per_seq=4, height=80)
+    assert image.shape == (2 * (80 + 2 * GAP), 150 + 4 * (80 + GAP) + GAP, 3)
+    cells = [image[GAP : GAP + 80, 150 + GAP + j * (80 + GAP) : 150 + GAP + j * (80 + GAP) + 80] for j in range(4)]
+    assert cells[0][:, :40].min() > 200 and cells[1][:, :40].min() > 200  # the person, box to box
+    assert abs(int(np.median(cells[2][:, :40])) - 80) < 10  # frame 5's grey (30 + 50) around the person
+    assert (cells[0][:, 40:, 0] > 127).sum() == (cv2.resize(sil[0], (40, 80), interpolation=cv2.INTER_NEAREST) > 0).sum()
+    assert cells[3].max() == 40  # three frames: the 4th cell is left empty
+    out = write_png(tmp_path / "sheet.jpg", image)
+    assert out.read_bytes()[:2] == b"\xff\xd8" and cv2.imread(str(out)).shape == image.shape  # a JPEG
 
 
 def test_show_works_from_any_folder(tmp_path: Path, monkeypatch) -> None:
