@@ -23,9 +23,14 @@ from pipeline.errors import InputError
 
 EMPTY = np.zeros((0, 5), dtype=np.float32)  # no candidate boxes (x0, y0, x1, y1, score)
 GAIN_CELL = 64  # pixels: a cell of the light's gain field, a few times a walker's width
-GAIN_STEP = 4  # every 4th pixel of each row and column measures it
+GAIN_STEP = 8  # every 8th pixel of each row and column measures it
 GAIN_MAX = 1.3  # frame / background luminance beyond this (or its inverse) is an object, not light
 GAIN_DEAD = 0.03  # gains all within 3% of 1: the light did not change
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    """float32 luminance + 1 of every ``GAIN_STEP``-th pixel of a BGR frame (what the light's gain is measured on)."""
+    return cv2.cvtColor(np.ascontiguousarray(frame[::GAIN_STEP, ::GAIN_STEP]), cv2.COLOR_BGR2GRAY).astype(np.float32) + 1
 
 
 class BackgroundModel:
@@ -52,7 +57,7 @@ class BackgroundModel:
         k = max(3, (min(h, w) // 80) | 1)
         self._group = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k + 1, 4 * k + 1))
         self._reach = k  # columns the grouping reaches on each side
-        self._grey = cv2.cvtColor(self.background, cv2.COLOR_BGR2GRAY)[::GAIN_STEP, ::GAIN_STEP].astype(np.float32) + 1
+        self._grey = _grey(self.background)
         self._cells = (max(1, h // GAIN_CELL), max(1, w // GAIN_CELL))
 
     def _lit(self, frame: np.ndarray) -> np.ndarray:
@@ -61,34 +66,39 @@ class BackgroundModel:
         about ``GAIN_CELL`` pixels of frame / background luminance, over the pixels where it is a plausible
         change of light (a walker in dark clothes on a light road is not), smoothed over the picture;
         where no cell is off by ``GAIN_DEAD`` the frame is used as it is (a steady camera is untouched)."""
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[::GAIN_STEP, ::GAIN_STEP].astype(np.float32) + 1
-        ratio = grey / self._grey
+        ratio = _grey(frame) / self._grey
         ratio[(ratio < 1 / GAIN_MAX) | (ratio > GAIN_MAX)] = np.nan
         gh, gw = self._cells
         rh, rw = ratio.shape[0] // gh, ratio.shape[1] // gw
         cells = ratio[: gh * rh, : gw * rw].reshape(gh, rh, gw, rw).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
-        with np.errstate(all="ignore"):
-            plausible = np.isfinite(cells).mean(axis=2) >= 0.5
-            gain = np.where(plausible, np.nanmedian(cells, axis=2), 1.0).astype(np.float32)  # [gh, gw]
+        count = np.isfinite(cells).sum(axis=2)  # [gh, gw] plausible pixels per cell
+        ordered = np.sort(cells, axis=2)  # NaN last: each cell's median is its (count // 2)-th value
+        median = np.take_along_axis(ordered, (count // 2)[..., None], axis=2)[..., 0]
+        gain = np.where(count >= 0.5 * cells.shape[2], median, 1.0).astype(np.float32)  # [gh, gw]
         if np.abs(gain - 1).max() < GAIN_DEAD:
             return frame
-        field = cv2.resize(gain, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return np.clip(frame / field[..., None], 0, 255).astype(np.uint8)
+        field = cv2.resize(1 / gain, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return cv2.multiply(frame, cv2.merge([field] * frame.shape[2]), dtype=cv2.CV_8U)  # rounded, saturated
 
     def foreground(self, frame: np.ndarray) -> np.ndarray:
-        """bool [H, W]: moving pixels, shadows (MOG2 value 127) and long thin lines excluded, specks dropped."""
-        fg = np.where(self.mog.apply(self._lit(frame), learningRate=0) == 255, np.uint8(1), np.uint8(0))
-        fg = self._drop_lines(fg)
+        """bool [H, W]: moving pixels, shadows (MOG2 value 127) and thin clutter excluded, specks dropped (before the
+        clutter test, which then sees a tenth of the thin pixels, and again after it, for what it broke off)."""
+        fg = self._despeckle(np.where(self.mog.apply(self._lit(frame), learningRate=0) == 255, np.uint8(1), np.uint8(0)))
+        cleared = self._drop_lines(fg)
+        return (fg if cleared is fg else self._despeckle(cleared)).astype(bool)
+
+    def _despeckle(self, fg: np.ndarray) -> np.ndarray:
+        """uint8 [H, W] ``fg`` without its connected pieces under ``min_speckle`` pixels."""
         n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         keep = stats[:, cv2.CC_STAT_AREA] >= self.min_speckle
         keep[0] = False
-        return keep[labels]
+        return keep.astype(np.uint8)[labels]
 
     def _drop_lines(self, fg: np.ndarray) -> np.ndarray:
         """uint8 [H, W] ``fg`` without its thin pieces (what a vertical opening removes), except those inside a
         body's blob (its tall parts grouped as ``blobs`` groups them, at least half ``min_area``) and narrower
         than that blob: a hand, a foot, an arm stays; a tape wider than the walker it passes, or a flutter by
-        itself, goes."""
+        itself, goes. ``fg`` itself where nothing goes."""
         tall = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._thin)
         thin = fg - tall  # the opening is a subset of fg
         n, labels, stats, _ = cv2.connectedComponentsWithStats(thin, connectivity=8)
@@ -98,12 +108,15 @@ class BackgroundModel:
         body_area = np.bincount(group[tall > 0], minlength=ng)
         width = np.where(body_area >= self.min_area // 2, group_stats[:, cv2.CC_STAT_WIDTH] - 2 * self._reach, 0)
         width[0] = 0
-        ys, xs = np.nonzero(thin)
+        points = cv2.findNonZero(thin)[:, 0]  # [N, 2] x, y
+        xs, ys = points[:, 0], points[:, 1]
         piece = labels[ys, xs]
         fits = stats[piece, cv2.CC_STAT_WIDTH] < width[group[ys, xs]]
         keep = np.zeros(n, bool)
         keep[piece[fits]] = True
-        return tall | keep[labels].astype(np.uint8)
+        if keep[1:].all():
+            return fg
+        return tall | keep.astype(np.uint8)[labels]
 
     def blobs(self, fg: np.ndarray) -> np.ndarray:
         """Candidates [K, 5] from a foreground mask: pieces close to each other form one blob
