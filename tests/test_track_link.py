@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.extract.track import share_blob, track_people
+from pipeline.extract.track_colour import histogram, lab_codes, sparse_histogram
 from pipeline.extract.track_link import (
     INTERPOLATED,
     KEPT,
@@ -256,3 +257,24 @@ def test_a_raw_track_whose_box_height_jumps_is_cut_there() -> None:
     assert _jumps(np.arange(4), coming[::-1].copy(), (W, H)).tolist() == [False, False, True, True]
     took = np.array([[42, 65, 100, 183], [0, 46, 99, 195]], np.float32)  # BoT-SORT's 118 -> 149 onto the edge
     assert _jumps(np.arange(2), took, (W, H)).tolist() == [False, True]
+
+
+def _clothes(bgr: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The sparse colour histogram of a blob of one colour of clothes, as a raw track keeps it."""
+    return sparse_histogram(histogram(lab_codes(np.full((8, 8, 3), bgr, np.uint8))).astype(np.float32))
+
+
+def test_an_end_inside_others_blobs_is_compared_on_its_colours_from_before() -> None:
+    """A walker in white whose last 16 frames were parts of shared blobs (no colours of their own) must not be
+    continued by a walker in navy (PETS 2009: such a join passed no colour test); one in white is joined."""
+    frames, boxes, scores = piece(range(0, 40), 20, 3)
+    hists = np.empty(40, object)
+    hists[:24] = [_clothes((235, 225, 215))] * 24  # its own blob: white
+    hists[24:] = None  # inside others' blobs from frame 24 on
+    white = (frames, boxes, scores, np.zeros(40, bool), hists)
+    for colour, joined in (((90, 40, 30), False), ((235, 225, 215), True)):
+        f, b, s = piece(range(44, 70), 20, 3)
+        later = np.empty(26, object)
+        later[:] = [_clothes(colour)] * 26
+        cost = join_cost(white, (f, b, s, np.zeros(26, bool), later), max_gap=30)
+        assert (cost is not None) == joined, colour

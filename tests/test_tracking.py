@@ -62,9 +62,22 @@ def test_a_person_hidden_for_a_while_comes_back_as_the_same_track() -> None:
     assert stats.tracks_found == 2  # the tracker's own: two
     # one track; ByteTrack confirms a track reborn mid-video on its second frame, so frame 48 is not in it
     assert len(tracks) == 1 and tracks[0].frames.tolist() == [*range(20), *range(49, 80)]
-    apart, _ = track_people(cands, W, H, blobs=True, filters=TrackFilter(stitch_gap=0))
+    apart, _ = track_people(cands, W, H, blobs=True, filters=TrackFilter(stitch_seconds=0))
     assert len(apart) == 2  # without stitching: two tracks
 
+
+
+def test_how_long_a_person_may_be_hidden_is_in_seconds_not_frames() -> None:
+    """The 28 hidden frames the test above joins at 25 frames/s (1.1 s) are 2.8 s at PETS 2009's 10 frames/s:
+    another walker may have come out there (on PETS, 27- and 14-frame joins took other people), so the two
+    pieces stay apart; the limit is 1.2 s at any rate."""
+    a = walk(20, 3, range(80))
+    hidden = range(20, 48)
+    cands = [np.array([a[t]] if t not in hidden else [], np.float32).reshape(-1, 5) for t in range(80)]
+    tracks, stats = track_people(cands, W, H, fps=10.0, blobs=True)
+    assert stats.tracks_found == 2 and len(tracks) == 2 and stats.segments_joined == 0
+    joined, _ = track_people(cands, W, H, fps=10.0, blobs=True, filters=TrackFilter(stitch_seconds=3.0))
+    assert len(joined) == 1  # allowed 3 s, the same pieces are one track
 
 def test_person_shape() -> None:
     f = TrackFilter()

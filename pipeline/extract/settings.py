@@ -22,8 +22,9 @@ TRACKERS = ("bytetrack", "botsort")
 # --tracks all only, so a change to it redoes footage caches and leaves dataset caches alone. Bump it when the
 # tracks that linking keeps change. 2: trajectories, colour split, edge-aware re-linking, height-jump cut, walk fill.
 # 3: a blob showing two heads is no gait frame (pipeline/extract/blob_heads.py). 4: nor is a box too tall for one
-# person at its foot row (pipeline/extract/ground_height.py).
-TRACK_LINKING = 4
+# person at its foot row (pipeline/extract/ground_height.py). 5: a hidden person comes back within 1.2 s, not 30
+# frames (3 s at 10 frames/s), and an end in others' blobs is compared on its colours from before it went in.
+TRACK_LINKING = 5
 # How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
 # 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.
 BACKGROUND_MODEL = 2

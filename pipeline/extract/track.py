@@ -84,7 +84,7 @@ class TrackFilter:
     max_height_jump: float = 0.15  # median relative change of the box height between frames
     merge_share: float = 0.2  # two tracks' boxes sharing this much of the smaller one: the two merged
     max_gap: int = 5  # frames a track may miss and still be interpolated for the merge test
-    stitch_gap: int = 30  # frames a person may be hidden and come back as the same track (0: never)
+    stitch_seconds: float = 1.2  # how long a person may be hidden and come back as the same track (0: never)
     cut_gap: int = 1  # frames a raw track may miss before it is cut there (and re-linked by motion)
     min_segment: int = 3  # frames of a piece of a raw track worth re-linking
 
@@ -127,6 +127,8 @@ def track_people(
     ``tracker`` are then unused): the crops of a long video are never all held."""
     f = filters or TrackFilter()
     stats = TrackStats()
+    # in seconds, not frames: 30 frames at 25 fps, 12 at PETS' 10 fps, where 30 frames (3 s) joined other walkers
+    stitch_gap = round(f.stitch_seconds * (fps or 25.0))
     if raw is None:
         raw = run_tracker(candidates, tracker, fps, blobs, masks, size=(width, height))
     stats.tracks_found = len(raw)
@@ -159,17 +161,17 @@ def track_people(
         tall = line.too_tall(piece[1]) if line is not None else np.zeros(len(piece[0]), bool)
         stats.frames_too_tall += int(tall.sum())
         not_gait = by_colour | (is_shared == PAIR) | tall
-        cut, lost = cut_segments((*piece, not_gait, hists), bad, f.cut_gap if f.stitch_gap else len(candidates), f.min_segment)
+        cut, lost = cut_segments((*piece, not_gait, hists), bad, f.cut_gap if stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost
         stats.tracks_short += not cut  # nothing of it is left to link
     stats.segments = len(pieces)
-    if f.stitch_gap:
-        pieces, stats.segments_joined = stitch(pieces, f.stitch_gap, fps=fps or 25.0, width=width,
+    if stitch_gap:
+        pieces, stats.segments_joined = stitch(pieces, stitch_gap, fps=fps or 25.0, width=width,
                                               border=f.border)
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
-    carried = (coast(pieces, len(candidates), f.stitch_gap, size=(width, height))  # hidden in another's blob
-               if f.stitch_gap else None)
+    carried = (coast(pieces, len(candidates), stitch_gap, size=(width, height))  # hidden in another's blob
+               if stitch_gap else None)
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
     for (frames, boxes, scores, not_gait, _), path in zip(pieces, paths, strict=True):

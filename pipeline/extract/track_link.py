@@ -187,16 +187,18 @@ def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: fl
 
 
 def _alike(a: Piece, b: Piece) -> float | None:
-    """How alike the colours of ``a``'s last and ``b``'s first ``FIT`` frames are (Bhattacharyya
-    coefficient of their mean histograms, a 5th array of a piece); None without colours."""
+    """How alike the colours of ``a``'s last and ``b``'s first ``FIT`` frames that carry colours are
+    (Bhattacharyya coefficient of their mean histograms, a 5th array of a piece); None where one carries none.
+    A piece's end inside other walkers' blobs has none of its own (parts of a blob carry no colours): its
+    colours from before it went in still say who it is (an end without them joined another walker on PETS)."""
     if len(a) < 5 or len(b) < 5:
         return None
     ends = []
-    for hists in (dense_histograms(a[4][-FIT:]), dense_histograms(b[4][:FIT])):
+    for hists, at_end in ((dense_histograms(a[4]), True), (dense_histograms(b[4]), False)):
         seen = hists[hists.sum(1) > 0]
         if not len(seen):
             return None
-        ends.append(seen.mean(0))
+        ends.append((seen[-FIT:] if at_end else seen[:FIT]).mean(0))
     return similarity(*ends)
 
 
