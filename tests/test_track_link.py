@@ -9,9 +9,11 @@ from pipeline.extract.track_link import (
     INTERPOLATED,
     KEPT,
     MERGED,
+    Trajectory,
     coast,
     cut_segments,
     join_cost,
+    split_blind,
     stitch,
     trajectories,
 )
@@ -278,3 +280,45 @@ def test_an_end_inside_others_blobs_is_compared_on_its_colours_from_before() -> 
         later[:] = [_clothes(colour)] * 26
         cost = join_cost(white, (f, b, s, np.zeros(26, bool), later), max_gap=30)
         assert (cost is not None) == joined, colour
+
+
+def test_a_track_blind_for_longer_than_a_walker_may_hide_is_cut_where_the_clothes_change() -> None:
+    """40 frames inside others' blobs (detected, never clean, no colours of their own) sit between a walker in
+    white and one walking on the same line: in navy they are two tracks, cut at the middle of the blind
+    stretch with every trajectory frame in one of them (PETS 2009: a man in jeans, then one in a leather
+    jacket, under one raw id); in white it is one walker. A stretch within the re-link time is never cut."""
+    frames, boxes, scores = piece(range(80), 20, 3)
+    clean = (frames < 20) | (frames >= 60)
+    path = Trajectory(frames, boxes, np.where(clean, KEPT, MERGED).astype(np.uint8))
+    for colour, parts in (((90, 40, 30), 2), ((235, 225, 215), 1)):
+        hists = np.empty(80, object)
+        hists[:20] = [_clothes((235, 225, 215))] * 20
+        hists[20:60] = None
+        hists[60:] = [_clothes(colour)] * 20
+        out = split_blind((frames, boxes, scores, ~clean, hists), path, clean, max_gap=30, width=W)
+        assert len(out) == parts, colour
+        assert np.array_equal(np.concatenate([p[1].frames for p in out]), np.arange(80))  # each frame once
+        assert np.array_equal(np.concatenate([p[0][0] for p in out]), frames)
+        if parts == 2:
+            assert out[0][1].frames[-1] == 39 and out[1][0][0][0] == 40
+            assert out[0][0][3].sum() == 20 and (~out[1][0][3]).sum() == 20  # 20 clean frames each
+    hists[:] = [_clothes((235, 225, 215))] * 20 + [None] * 40 + [_clothes((90, 40, 30))] * 20
+    assert len(split_blind((frames, boxes, scores, ~clean, hists), path, clean, max_gap=40, width=W)) == 1
+
+
+def test_track_people_cuts_a_track_whose_id_rode_through_others_blobs_onto_someone_else() -> None:
+    """One raw track: 20 frames of its own in white, 40 frames as colour-split parts of shared blobs (on its
+    line, no gait frame, no colours), then 20 in navy: two kept tracks, counted in ``tracks_split``; in white
+    throughout, one. The candidates hold only this walker, so nothing else merges or re-links."""
+    from pipeline.extract.track_stream import COLOUR
+
+    frames, boxes, scores = piece(range(80), 20, 2)
+    cands = [np.append(b, 0.9)[None].astype(np.float32) for b in boxes]
+    for colour, kept in (((90, 40, 30), 2), ((235, 225, 215), 1)):
+        rows = [(int(t), b, 0.9, COLOUR if 20 <= t < 60 else 0,
+                 None if 20 <= t < 60 else _clothes((235, 225, 215) if t < 20 else colour))
+                for t, b in zip(frames, boxes, strict=True)]
+        tracks, stats = track_people(cands, W, H, fps=25.0, raw={1: rows})
+        assert len(tracks) == kept and stats.tracks_split == kept - 1, colour
+        assert sum(len(t.frames) for t in tracks) == 40  # the clean frames, each in one track
+        assert sum(len(t.trajectory.frames) for t in tracks) == 80

@@ -24,7 +24,8 @@ TRACKERS = ("bytetrack", "botsort")
 # 3: a blob showing two heads is no gait frame (pipeline/extract/blob_heads.py). 4: nor is a box too tall for one
 # person at its foot row (pipeline/extract/ground_height.py). 5: a hidden person comes back within 1.2 s, not 30
 # frames (3 s at 10 frames/s), and an end in others' blobs is compared on its colours from before it went in.
-TRACK_LINKING = 5
+# 6: a track seen only inside others' blobs for longer than that is cut there unless its two sides join (split_blind).
+TRACK_LINKING = 6
 # How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
 # 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.
 BACKGROUND_MODEL = 2

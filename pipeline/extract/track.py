@@ -23,6 +23,9 @@ kept only where it is one whole person:
   walker coming in), and where it missed more than ``cut_gap`` frames, and the pieces are re-linked by motion
   (``pipeline.extract.track_link``); a walker swallowed by another's blob is carried on (``coast``),
   and one coming in at (going out of) the edge is followed through its first (last) slivers (``extend_at_border``);
+- a linked track seen only inside others' blobs for longer than ``stitch_seconds`` (merged, split off by colour)
+  is cut there into two tracks unless its clean frames either side would be re-linked across that gap
+  (``split_blind``): through such a stretch the tracker may have handed its id to someone else;
 - a track with under ``min_length`` frames of its own (clean or colour-split), under ``min_clean``
   clean ones, or not person-shaped (median height/width outside ``aspect``, or a jumpy height), is not kept.
 
@@ -46,10 +49,13 @@ from pipeline.extract.track_link import (
     MERGED,
     SMALL,
     PersonTrack,
+    Piece,
+    Trajectory,
     coast,
     cut_segments,
     extend_at_border,
     merged_frames,
+    split_blind,
     stitch,
     trajectories,
 )
@@ -111,6 +117,7 @@ class TrackStats:
     frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
+    tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -174,23 +181,35 @@ def track_people(
                if stitch_gap else None)
     paths = trajectories(pieces, width, height, f.border, f.min_height, f.merge_share, carried)
     kept: list[PersonTrack] = []
-    for (frames, boxes, scores, not_gait, _), path in zip(pieces, paths, strict=True):
-        state = path.state[frames - path.frames[0]]  # of the detected frames
+    for whole, whole_path in zip(pieces, paths, strict=True):
+        state = whole_path.state[whole[0] - whole_path.frames[0]]  # of the detected frames
         stats.frames_border += int((state == BORDER).sum())
         stats.frames_small += int((state == SMALL).sum())
         # found merged once linked (a hidden person on its line); colour-split parts were counted above
-        stats.frames_merged += int(((state == MERGED) & ~not_gait).sum())
-        keep = state == KEPT
+        stats.frames_merged += int(((state == MERGED) & ~whole[3]).sum())
+        kept.extend(_kept_parts(whole, whole_path, state == KEPT, stitch_gap, f, stats, fps or 25.0, width))
+    stats.tracks_kept = len(kept)
+    return kept, stats
+
+
+def _kept_parts(piece: Piece, path: Trajectory, clean: np.ndarray, blind_gap: int, f: TrackFilter,
+                stats: TrackStats, fps: float, width: int) -> list[PersonTrack]:
+    """The parts of one linked track (``split_blind``: cut where no clean frame is seen for over ``blind_gap``
+    frames) that are long enough and person-shaped, as ``PersonTrack``; what is dropped is counted."""
+    parts = split_blind(piece, path, clean, blind_gap, fps=fps, width=width, border=f.border)
+    stats.tracks_split += len(parts) - 1
+    kept = []
+    for (frames, boxes, scores, not_gait, _), part_path in parts:
+        keep = part_path.state[frames - part_path.frames[0]] == KEPT
         if keep.sum() < f.min_clean or (keep | not_gait).sum() < f.min_length:
             stats.tracks_short += 1
             continue
         if not person_shaped(boxes[keep], f):
             stats.tracks_not_person += 1
             continue
-        stats.frames_interpolated += len(path.frames) - len(frames)  # not detected: on its line
-        kept.append(PersonTrack(frames[keep], boxes[keep], scores[keep], trajectory=path))
-    stats.tracks_kept = len(kept)
-    return kept, stats
+        stats.frames_interpolated += len(part_path.frames) - len(frames)  # not detected: on its line
+        kept.append(PersonTrack(frames[keep], boxes[keep], scores[keep], trajectory=part_path))
+    return kept
 
 
 def _jumps(frames: np.ndarray, boxes: np.ndarray, size: tuple[int, int] | None = None, border: int = 3,

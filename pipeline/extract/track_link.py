@@ -10,7 +10,9 @@ never joining two segments that walk opposite ways or share a frame. A walker sw
 nearer one's blob is carried on along its line while that blob holds it (``coast``). A linked
 track's trajectory (``trajectories``) covers every frame from its first to its last: the detected
 box where there is one, the walk's straight line between detected boxes where there is none (merged,
-hidden, missed), and a state per frame saying which frames a gait sequence may use.
+hidden, missed), and a state per frame saying which frames a gait sequence may use. A linked track that was
+seen only inside others' blobs for longer than a hidden walker may be re-linked across is cut there, unless its
+two sides would be joined across that gap (``split_blind``).
 """
 from __future__ import annotations
 
@@ -332,6 +334,46 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
     return out, added
 
 
+SEEN = 5  # clean frames a part cut off by ``split_blind`` must have on each side of the cut
+
+
+def split_blind(piece: Piece, path: Trajectory, clean: np.ndarray, max_gap: int, fps: float = 25.0,
+                width: int | None = None, border: int = 3) -> list[tuple[Piece, Trajectory]]:
+    """A linked track cut into tracks of their own where no ``clean`` frame (bool [n] of its detections) is
+    seen for more than ``max_gap`` frames and its clean frames either side would not be joined across that
+    gap (``join_cost``: motion and colours). Through a long stretch inside other walkers' blobs (merged,
+    split off by colour) the tracker may hand the id to someone else; on PETS 2009 it did (a man in jeans,
+    then one in a leather jacket, under one id). Seen no better than hidden, such a stretch is trusted no
+    more than a hidden one (``stitch``). Each cut is at the middle of the stretch; every trajectory frame
+    goes to one part. A side with under ``SEEN`` clean frames is not cut off (a line through fewer has no
+    slope to compare, and a gait sequence of so few is none). A track with no such stretch comes back whole."""
+    clean = np.asarray(clean, bool)
+    seen = piece[0][clean]
+    long = np.flatnonzero(np.diff(seen) > max_gap + 1) if len(seen) > 1 and max_gap > 0 else []
+    cuts, lo = [], int(path.frames[0]) - 1
+    for k in long:
+        before = clean & (piece[0] > lo) & (piece[0] <= seen[k])
+        after = clean & (piece[0] >= seen[k + 1])
+        after &= piece[0] <= (seen[long[long > k][0]] if (long > k).any() else piece[0][-1])
+        if min(before.sum(), after.sum()) < SEEN:
+            continue  # too little seen on one side to tell it is someone else: one walker, as before
+        a, b = (tuple(x[m] for x in piece) for m in (before, after))
+        if join_cost(a, b, int(seen[k + 1] - seen[k]), fps=fps, width=width, border=border) is None:
+            lo = int((seen[k] + seen[k + 1]) // 2)  # the last frame of this part
+            cuts.append(lo)
+    if not cuts:
+        return [(piece, path)]
+    bounds = [int(path.frames[0]) - 1, *cuts, int(path.frames[-1])]
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        mine = (piece[0] > lo) & (piece[0] <= hi)
+        if not mine.any():
+            continue
+        span = slice(lo + 1 - int(path.frames[0]), hi + 1 - int(path.frames[0]))  # every frame in one part
+        parts.append((tuple(a[mine] for a in piece), Trajectory(path.frames[span], path.boxes[span], path.state[span])))
+    return parts
+
+
 def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_height: float,
                  share: float, coasted: list[tuple[Piece, Piece]] | None = None) -> list[Trajectory]:
     """Per linked track, its trajectory. A frame is ``merged`` where its box (detected or on the line)
@@ -373,4 +415,5 @@ def trajectories(tracks: list[Piece], width: int, height: int, border: int, min_
     return out
 
 
-__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "extend_at_border", "merged_frames", "join_cost", "stitch", "trajectories"]
+__all__ = ["PersonTrack", "Piece", "Trajectory", "coast", "cut_segments", "extend_at_border", "merged_frames", "join_cost", "split_blind", "stitch",
+           "trajectories"]

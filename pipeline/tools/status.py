@@ -78,7 +78,8 @@ class CacheStatus:
         if t:
             lines.append(f"  person tracks: {t.get('tracks_kept', 0)} kept of {t.get('tracks_found', 0)} found "
                          f"({self.track_caches} track caches); not kept: {t.get('tracks_short', 0)} too short, "
-                         f"{t.get('tracks_not_person', 0)} not person-shaped")
+                         f"{t.get('tracks_not_person', 0)} not person-shaped; "
+                         f"{t.get('tracks_split', 0)} cut where another walker's blobs hid them too long")
             lines.append(f"    frames dropped: {t.get('frames_border', 0)} touching the border, "
                          f"{t.get('frames_small', 0)} too small, {t.get('frames_merged', 0)} merged with another "
                          f"track ({t.get('blobs_two_heads', 0)} blobs showing two heads), "
