@@ -6,10 +6,12 @@ in groups, cross, stop, pass behind a sign post and a fluttering barrier tape, u
 Debian ships it in the ``opencv-doc`` package, so it is fetched from the package registry (apt-get download,
 no root needed) unless ``--video`` names a copy. It is copied to a name with spaces that fits no manifest
 (``plaza camera 2.avi``: footage, ``--tracks all``), extracted with background subtraction, and aligned.
-Written: ``--json`` (the counts of ``depthgait-prep status`` and the speed) and ``--sheet`` (every kept
-track: the person cut from the frame beside the aligned silhouette, ``crops_sheet``)::
+Written: ``--json`` (the counts of ``depthgait-prep status`` and the speed), ``--sheet`` (every kept
+track: the person cut from the frame beside the aligned silhouette, ``crops_sheet``) and ``--context`` (the
+same frames in their surroundings with the box drawn, ``surroundings_sheet``)::
 
-    .venv/bin/python scripts/real_footage.py --json docs/results/footage_pets09.json --sheet docs/real-footage-tracks.png
+    .venv/bin/python scripts/real_footage.py --json docs/results/footage_pets09.json \\
+        --sheet docs/real-footage-tracks.jpg --context docs/real-footage-context.jpg
 
 The depth model defaults to the shipped synthetic one (Depth Anything's weights are not on this machine);
 pass ``--depth depth-anything/Depth-Anything-V2-Small-hf`` where they are. Tracking and silhouettes do not
@@ -34,7 +36,7 @@ from pipeline.align.batch import run_align
 from pipeline.extract.batch import run_extract
 from pipeline.extract.settings import ExtractSettings
 from pipeline.formats.aligned import AlignedReader
-from pipeline.tools.contact_sheet import crops_sheet, write_png
+from pipeline.tools.contact_sheet import crops_sheet, surroundings_sheet, write_png
 from pipeline.tools.status import cache_status
 
 SAMPLE = "usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheet", type=Path)
+    parser.add_argument("--context", type=Path, help="the same frames in their surroundings, box drawn")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="real-footage-"))
     source = args.video or fetch_sample(work / "download")
@@ -101,6 +104,8 @@ def main() -> None:
         print(f"wrote {args.json}")
     if args.sheet:
         print(f"wrote {write_png(args.sheet, crops_sheet(seqs, frames_per_seq=8, height=80))}")
+    if args.context:
+        print(f"wrote {write_png(args.context, surroundings_sheet(seqs, frames_per_seq=8, height=80))}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from cli.prep import main
 from pipeline.errors import Failure, append_failure
 from pipeline.formats.aligned import AlignedReader, AlignedSequence
 from pipeline.manifest import SequenceId
-from pipeline.tools.contact_sheet import GAP, TITLE_H, crops_sheet, sequences_sheet, write_png
+from pipeline.tools.contact_sheet import GAP, TITLE_H, crops_sheet, sequences_sheet, surroundings_sheet, write_png
 
 A, B, SHORT = SequenceId("001", "nm-01", "090"), SequenceId("002", "bg-01", "000"), SequenceId("003", "cl-01", "180")
 
@@ -183,6 +183,32 @@ def test_crops_sheet_cuts_each_person_from_its_frame(tmp_path: Path) -> None:
     assert cells[3].max() == 40  # three frames: the 4th cell is left empty
     out = write_png(tmp_path / "sheet.jpg", image)
     assert out.read_bytes()[:2] == b"\xff\xd8" and cv2.imread(str(out)).shape == image.shape  # a JPEG
+
+
+def test_surroundings_sheet_shows_who_stands_beside_the_box(tmp_path: Path) -> None:
+    """A white walker at x 40-60, y 20-100 of a 160x120 grey frame, a red one beside it at x 70-90: each cell is
+    the picture around the box (2.5 box heights high, so the whole 120 rows, and 160 wide), resized to 64x48,
+    with the box drawn in yellow; the red neighbour, outside the box, shows in it."""
+    video = tmp_path / "plaza camera 2.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for _ in range(4):
+        frame = np.full((120, 160, 3), 90, np.uint8)
+        frame[20:100, 40:60] = 250
+        frame[20:100, 70:90] = (0, 0, 230)
+        writer.write(frame)
+    writer.release()
+    sil = np.zeros((2, 64, 64), np.uint8)
+    box = np.tile(np.array([40, 20, 60, 100], np.float32), (2, 1))
+    seq = AlignedSequence(SequenceId("plaza camera 2.1", "footage", "000"), sil, None, np.array([1, 3], np.int32),
+                          box=box, video=str(video))
+    image = surroundings_sheet([seq], frames_per_seq=3, height=48)
+    assert image.shape == (48 + 2 * GAP, 150 + 3 * (64 + GAP) + GAP, 3)
+    cell = image[GAP : GAP + 48, 150 + GAP : 150 + GAP + 64].astype(int)
+    red = (cell[..., 2] > 150) & (cell[..., 1] < 80)
+    assert red[20:40, 30:34].all() and not red[:, :25].any()  # x 70-90 of 160 -> 28-36 of 64
+    yellow = (cell[..., 1] > 180) & (cell[..., 2] > 180) & (cell[..., 0] < 100)
+    assert yellow[:, 15:17].sum() > 10 and yellow[:, 23:25].sum() > 10  # the box's sides at x 40 and 60
+    assert image[GAP : GAP + 48, 150 + GAP + 2 * 68 :].max() == 40  # two frames: the 3rd cell is left empty
 
 
 def test_show_works_from_any_folder(tmp_path: Path, monkeypatch) -> None:

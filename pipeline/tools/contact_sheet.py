@@ -14,6 +14,7 @@ Depth is drawn with the inferno colour map (bright yellow = near), black outside
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,23 +206,65 @@ def person_crops(seq: AlignedSequence, frames_per_seq: int, height: int = 96) ->
     return cells
 
 
-def crops_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 10, height: int = 96) -> np.ndarray:
-    """The tracks of a crowd video at a glance: one row per sequence, its key then ``person_crops``, so a
-    track that holds two people or switches person shows at once (BGR)."""
+def surroundings(seq: AlignedSequence, frames_per_seq: int, height: int = 96, reach: float = 2.5) -> list[np.ndarray]:
+    """For the frames ``person_crops`` samples: the picture around the person box (``reach`` times the box's
+    height, 4:3, kept inside the frame) with the box drawn, BGR [height, 4/3 height, 3] each; [] without the
+    video. A crop alone cannot say who stands next to the box or whether the next crop is the same walker:
+    on PETS 2009 clutter stretched into a box made one man look like another, and a second person showed
+    only beside the box."""
+    if seq.video is None or seq.box is None:
+        return []
+    idx = sample_indices(len(seq.frames), frames_per_seq)
+    decoded = decode_frames(seq.video, sorted({int(seq.frames[i]) for i in idx}))
+    cells = []
+    for i in idx:
+        image = decoded.get(int(seq.frames[i]))
+        if image is None:
+            continue
+        image = image.copy()
+        ih, iw = image.shape[:2]
+        x0, y0, x1, y1 = (float(v) for v in seq.box[i])
+        wh = int(min(ih, max(8.0, reach * (y1 - y0))))
+        ww = int(min(iw, round(wh * 4 / 3)))
+        left = int(np.clip((x0 + x1) / 2 - ww / 2, 0, iw - ww))
+        top = int(np.clip((y0 + y1) / 2 - wh / 2, 0, ih - wh))
+        cv2.rectangle(image, (round(x0), round(y0)), (round(x1), round(y1)), (0, 255, 255), 2)
+        window = image[top : top + wh, left : left + ww]
+        cell = cv2.resize(window, (height * 4 // 3, height), interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, str(int(seq.frames[i])), (3, 12), FONT, 0.4, (0, 255, 255), 1, cv2.LINE_AA)
+        cells.append(cell)
+    return cells
+
+
+def _rows_sheet(seqs: list[AlignedSequence], cells: Callable[[AlignedSequence], list[np.ndarray]],
+                frames_per_seq: int, cell_w: int, height: int) -> np.ndarray:
+    """One row per sequence: its subject and frame count, then its ``cells`` (BGR [height, cell_w, 3] each)."""
     if not seqs:
         raise InputError("no sequences to show")
     label_w = 150
-    width = label_w + frames_per_seq * (height + GAP) + GAP
+    width = label_w + frames_per_seq * (cell_w + GAP) + GAP
     rows = []
     for seq in seqs:
         row = np.full((height + 2 * GAP, width, 3), 40, np.uint8)
-        for j, cell in enumerate(person_crops(seq, frames_per_seq, height)):
-            x = label_w + GAP + j * (height + GAP)
-            row[GAP : GAP + height, x : x + height] = cell
+        for j, cell in enumerate(cells(seq)):
+            x = label_w + GAP + j * (cell_w + GAP)
+            row[GAP : GAP + height, x : x + cell_w] = cell
         cv2.putText(row, seq.id.subject[-24:], (GAP, height // 2), FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         cv2.putText(row, f"{len(seq.frames)} frames", (GAP, height // 2 + 18), FONT, 0.4, (180, 180, 180), 1, cv2.LINE_AA)
         rows.append(row)
     return np.concatenate(rows, axis=0)
+
+
+def crops_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 10, height: int = 96) -> np.ndarray:
+    """The tracks of a crowd video at a glance: one row per sequence, its key then ``person_crops``, so a
+    track that holds two people or switches person shows at once (BGR)."""
+    return _rows_sheet(seqs, lambda seq: person_crops(seq, frames_per_seq, height), frames_per_seq, height, height)
+
+
+def surroundings_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 8, height: int = 96) -> np.ndarray:
+    """``crops_sheet``'s frames in their surroundings (``surroundings``): one row per sequence (BGR)."""
+    return _rows_sheet(seqs, lambda seq: surroundings(seq, frames_per_seq, height), frames_per_seq,
+                       height * 4 // 3, height)
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
