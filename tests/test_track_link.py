@@ -322,3 +322,51 @@ def test_track_people_cuts_a_track_whose_id_rode_through_others_blobs_onto_someo
         assert len(tracks) == kept and stats.tracks_split == kept - 1, colour
         assert sum(len(t.frames) for t in tracks) == 40  # the clean frames, each in one track
         assert sum(len(t.trajectory.frames) for t in tracks) == 80
+
+
+def _masks_of(fg: np.ndarray, boxes: list[list[int]]):
+    """A ``BlobMasks`` holding frame 0's candidates ``boxes`` cut from foreground ``fg``, as ``detect`` stores them."""
+    from pipeline.extract.track_stream import BlobMasks
+
+    masks = BlobMasks()
+    masks.crops[0] = []
+    for x0, y0, x1, y1 in boxes:
+        crop = fg[y0:y1, x0:x1]
+        masks.crops[0].append((np.packbits(crop, axis=None), crop.shape, np.zeros(int(crop.sum()), np.uint16), True))
+    return masks, np.array([[*b, 0.9] for b in boxes], np.float32)
+
+
+def test_parts_cut_from_walkers_pressed_together_are_found_and_a_gap_or_a_hand_is_not() -> None:
+    """Two 100-row bodies 10 columns apart in one blob cut at column 50 (``split_blobs``): joined across the
+    cut over 60 rows both parts are pressed; over 10 rows (a hand) neither is; with a gap at the cut neither
+    is; a part that only abuts a box with no foreground at its edge is not either."""
+    from pipeline.extract.track_stream import touching
+
+    for rows, pressed in ((60, True), (10, False)):
+        fg = np.zeros((120, 120), bool)
+        fg[10:110, 20:45] = True
+        fg[10:110, 55:80] = True
+        fg[40:40 + rows, 45:55] = True  # where the bodies meet, across the cut; a 10-column gap elsewhere
+        masks, cand = _masks_of(fg, [[20, 10, 50, 110], [50, 10, 80, 110]])
+        assert touching(cand, masks, 0).tolist() == [pressed, pressed], rows
+    fg = np.zeros((120, 120), bool)
+    fg[10:110, 20:48] = True
+    fg[10:110, 52:80] = True
+    masks, cand = _masks_of(fg, [[20, 10, 50, 110], [50, 10, 80, 110], [80, 10, 100, 110]])
+    assert not touching(cand, masks, 0).any()
+
+
+def test_a_pressed_part_stays_on_its_walkers_line_but_is_no_gait_frame() -> None:
+    """Frames 30-39 of one walker were cut at a column from someone pressed against it (``TOUCH``): they are
+    in its trajectory as detections, counted in ``blobs_pressed``, and not in its gait sequence."""
+    from pipeline.extract.track_stream import TOUCH
+
+    frames, boxes, scores = piece(range(60), 20, 2)
+    cands = [np.append(b, 0.9)[None].astype(np.float32) for b in boxes]
+    rows = [(int(t), b, 0.9, TOUCH if 30 <= t < 40 else 0, _clothes((235, 225, 215)))
+            for t, b in zip(frames, boxes, strict=True)]
+    (track,), stats = track_people(cands, W, H, fps=25.0, raw={1: rows})
+    assert stats.blobs_pressed == 10 and stats.tracks_split == 0
+    assert track.frames.tolist() == [t for t in range(60) if not 30 <= t < 40]
+    assert track.trajectory.frames.tolist() == list(range(60))
+    np.testing.assert_array_equal(track.trajectory.boxes[30:40], boxes[30:40])

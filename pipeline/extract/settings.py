@@ -25,7 +25,8 @@ TRACKERS = ("bytetrack", "botsort")
 # person at its foot row (pipeline/extract/ground_height.py). 5: a hidden person comes back within 1.2 s, not 30
 # frames (3 s at 10 frames/s), and an end in others' blobs is compared on its colours from before it went in.
 # 6: a track seen only inside others' blobs for longer than that is cut there unless its two sides join (split_blind).
-TRACK_LINKING = 6
+# 7: a part cut at a column from a walker pressed against it is no gait frame (track_stream.touching).
+TRACK_LINKING = 7
 # How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
 # 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.
 BACKGROUND_MODEL = 2

@@ -7,7 +7,9 @@ detector (YOLO boxes, background-subtraction blobs) go through a well-kept multi
 kept only where it is one whole person:
 
 - ``split_blobs``: a background-subtraction blob much wider than a person is split at the
-  valleys of its column profile (two people side by side are two boxes, not one);
+  valleys of its column profile (two people side by side are two boxes, not one); where the two meet across
+  the cut on a quarter of a part's height (``touching``: pressed together), the parts stay in their tracks'
+  lines but are no gait frames (the silhouette's edge there is the cut, not a body);
 - frames whose box touches the image border (a person half out of the picture) are dropped;
 - frames whose box is below the minimum height are dropped;
 - frames whose box is over 1.4x as tall as one person standing at its foot row (``ground_height``: a line
@@ -64,6 +66,7 @@ from pipeline.extract.track_stream import (
     CUT,
     FOREIGN,
     PAIR,
+    TOUCH,
     BlobMasks,
     RawTracker,
     make_tracker,
@@ -110,6 +113,7 @@ class TrackStats:
     blobs_shared: int = 0  # detections that are one track's part of a blob several tracks claimed
     blobs_colour_split: int = 0  # of those, parts split off by colour (kept in the track's line, merged for gait)
     blobs_two_heads: int = 0  # whole blobs showing two heads (walkers never seen apart): in the track's line, merged for gait
+    blobs_pressed: int = 0  # parts cut at a column from a walker pressed against them (touching): in the line, no gait frame
     frames_too_tall: int = 0  # boxes over 1.4x a person's height at their foot row (ground_height): in the line, no gait frame
     segments: int = 0  # clean pieces the raw tracks were cut into
     segments_joined: int = 0  # joins made re-linking them
@@ -157,6 +161,7 @@ def track_people(
         stats.blobs_shared += int(((is_shared == CUT) | (is_shared == COLOUR)).sum())
         stats.blobs_colour_split += int((is_shared == COLOUR).sum())
         stats.blobs_two_heads += int((is_shared == PAIR).sum())
+        stats.blobs_pressed += int((is_shared == TOUCH).sum())
         # a part cut at a column followed the person the tracker predicted, but the tracker may swap ids
         # inside a blob cut that way: it is cut out like a merged frame. A part split by colour is that
         # walker's own pixels: it stays in the track (its box on the line, merged for the gait sequence)
@@ -167,7 +172,7 @@ def track_people(
         # (it is where its walker is), but is no gait frame
         tall = line.too_tall(piece[1]) if line is not None else np.zeros(len(piece[0]), bool)
         stats.frames_too_tall += int(tall.sum())
-        not_gait = by_colour | (is_shared == PAIR) | tall
+        not_gait = by_colour | (is_shared == PAIR) | (is_shared == TOUCH) | tall
         cut, lost = cut_segments((*piece, not_gait, hists), bad, f.cut_gap if stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost

@@ -33,7 +33,8 @@ from pipeline.extract.track_colour import (
 from pipeline.geometry import touches_edge
 
 # a part of a blob cut at a column / split by colour; another walker's colours; a whole blob with two heads
-CUT, COLOUR, FOREIGN, PAIR = 1, 2, 3, 4
+CUT, COLOUR, FOREIGN, PAIR, TOUCH = 1, 2, 3, 4, 5
+TOUCH_SHARE = 0.25  # of a part's height: bodies meeting across a column cut this far are pressed together
 
 
 class _Boxes:
@@ -183,6 +184,26 @@ class BlobMasks:
         return self.crops[t][k][2]
 
 
+def touching(cand: np.ndarray, masks: BlobMasks, t: int, share: float = TOUCH_SHARE) -> np.ndarray:
+    """bool [K]: candidates of frame ``t`` that abut another at a column (``split_blobs`` cut one blob there)
+    where the two foregrounds meet across the cut on at least ``share`` of the candidate's height. There
+    two walkers press together, and the silhouette's edge is the cut, not a body (on PETS 2009 each of
+    two walkers side by side kept a strip of the other): on its track's line, but no gait frame."""
+    boxes = np.asarray(cand, np.float32).reshape(-1, 5)[:, :4].astype(int)
+    out = np.zeros(len(boxes), bool)
+    for i, j in zip(*np.nonzero(boxes[:, 2][:, None] == boxes[:, 0][None, :]), strict=True):
+        y0, y1 = max(boxes[i, 1], boxes[j, 1]), min(boxes[i, 3], boxes[j, 3])
+        if i == j or y1 <= y0:
+            continue
+        # the two columns each side of the cut: a mask's edge is ragged by a pixel
+        left = masks.foreground(t, int(i))[y0 - boxes[i, 1]:y1 - boxes[i, 1], -2:].any(1)
+        right = masks.foreground(t, int(j))[y0 - boxes[j, 1]:y1 - boxes[j, 1], :2].any(1)
+        met = int((left & right).sum())
+        for k in (i, j):
+            out[k] |= met >= share * (boxes[k, 3] - boxes[k, 1])
+    return out
+
+
 def _predicted(trk: Any) -> tuple[list[int], np.ndarray]:
     """Ids and boxes [M, 4]: where the tracker's confirmed tracks (followed or lost) will be in the next frame."""
     out, ids = [], []
@@ -211,7 +232,8 @@ class RawTracker:
     (``similarity``) to its track's is ``FOREIGN``. A colour-split part is recorded for the track it was
     split for, even where the tracker's matching handed it to another claimant (``_own_parts``). A whole
     blob away from the picture's edge whose top edge shows several heads (``blob_heads``; ``heads``) is
-    ``PAIR``: walkers no track has seen apart, never one walker's colours or gait frame."""
+    ``PAIR``: walkers no track has seen apart, never one walker's colours or gait frame. A whole candidate
+    cut at a column from a walker pressed against it (``touching``) is ``TOUCH``: no gait frame."""
 
     def __init__(self, tracker: str = "bytetrack", fps: float = 25.0, blobs: bool = False,
                  masks: BlobMasks | None = None, colour: bool = True, size: tuple[int, int] | None = None,
@@ -243,6 +265,7 @@ class RawTracker:
             if self.size is not None:
                 claims = np.clip(claims, 0, np.array([*self.size, *self.size], np.float32))
             rows, flags, origin_l = [], [], []
+            pressed = touching(cand, masks, t)
             for k, row in enumerate(cand):
                 parts, kind, which = None, COLOUR, []
                 if len(claims) > 1 and self.colour:
@@ -253,9 +276,11 @@ class RawTracker:
                 if (len(parts) == 1 and self.heads and not self._at_border(row)
                         and len(head_columns(masks.foreground(t, k))) > 1):
                     kind = PAIR  # a whole blob showing several heads: walkers no track has seen apart
+                elif len(parts) == 1 and pressed[k]:
+                    kind = TOUCH  # cut at a column from a walker pressed against it
                 owner.extend(which if kind == COLOUR and len(which) == len(parts) else [-1] * len(parts))
                 rows.extend(parts)
-                flags.extend([kind if len(parts) > 1 or kind == PAIR else 0] * len(parts))
+                flags.extend([kind if len(parts) > 1 or kind in (PAIR, TOUCH) else 0] * len(parts))
                 origin_l.extend([k if len(parts) == 1 else -1] * len(parts))
             cand, shared, origin = np.stack(rows), np.array(flags), np.array(origin_l)
         boxes = _Boxes(cand)
@@ -312,4 +337,5 @@ def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: f
     return follow.raw
 
 
-__all__ = ["COLOUR", "CUT", "FOREIGN", "PAIR", "BlobMasks", "RawTracker", "make_tracker", "run_tracker", "split_blobs"]
+__all__ = ["COLOUR", "CUT", "FOREIGN", "PAIR", "TOUCH", "BlobMasks", "RawTracker", "make_tracker", "run_tracker", "split_blobs",
+           "touching"]
