@@ -32,7 +32,8 @@ from pipeline.extract.track_colour import (
 )
 from pipeline.geometry import touches_edge
 
-# a part of a blob cut at a column / split by colour; another walker's colours; a whole blob with two heads
+# a part of a blob cut at a column / split by colour; another walker's colours; a whole blob with two heads;
+# a whole candidate cut at a column from a walker pressed against it (touching)
 CUT, COLOUR, FOREIGN, PAIR, TOUCH = 1, 2, 3, 4, 5
 TOUCH_SHARE = 0.25  # of a part's height: bodies meeting across a column cut this far are pressed together
 
