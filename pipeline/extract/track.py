@@ -139,7 +139,8 @@ def track_people(
     f = filters or TrackFilter()
     stats = TrackStats()
     # in seconds, not frames: 30 frames at 25 fps, 12 at PETS' 10 fps, where 30 frames (3 s) joined other walkers
-    stitch_gap = round(f.stitch_seconds * (fps or 25.0))
+    rate = fps or 25.0  # a video that reports no frame rate is taken at 25 frames/s
+    stitch_gap = round(f.stitch_seconds * rate)
     if raw is None:
         raw = run_tracker(candidates, tracker, fps, blobs, masks, size=(width, height))
     stats.tracks_found = len(raw)
@@ -179,7 +180,7 @@ def track_people(
         stats.tracks_short += not cut  # nothing of it is left to link
     stats.segments = len(pieces)
     if stitch_gap:
-        pieces, stats.segments_joined = stitch(pieces, stitch_gap, fps=fps or 25.0, width=width,
+        pieces, stats.segments_joined = stitch(pieces, stitch_gap, fps=rate, width=width,
                                               border=f.border)
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
     carried = (coast(pieces, len(candidates), stitch_gap, size=(width, height))  # hidden in another's blob
@@ -192,7 +193,7 @@ def track_people(
         stats.frames_small += int((state == SMALL).sum())
         # found merged once linked (a hidden person on its line); colour-split parts were counted above
         stats.frames_merged += int(((state == MERGED) & ~whole[3]).sum())
-        kept.extend(_kept_parts(whole, whole_path, state == KEPT, stitch_gap, f, stats, fps or 25.0, width))
+        kept.extend(_kept_parts(whole, whole_path, state == KEPT, stitch_gap, f, stats, rate, width))
     stats.tracks_kept = len(kept)
     return kept, stats
 

@@ -349,7 +349,7 @@ def split_blind(piece: Piece, path: Trajectory, clean: np.ndarray, max_gap: int,
     slope to compare, and a gait sequence of so few is none). A track with no such stretch comes back whole."""
     clean = np.asarray(clean, bool)
     seen = piece[0][clean]
-    long = np.flatnonzero(np.diff(seen) > max_gap + 1) if len(seen) > 1 and max_gap > 0 else []
+    long = np.flatnonzero(np.diff(seen) > max_gap + 1) if max_gap > 0 else np.zeros(0, np.int64)
     cuts, lo = [], int(path.frames[0]) - 1
     for k in long:
         before = clean & (piece[0] > lo) & (piece[0] <= seen[k])
@@ -366,9 +366,7 @@ def split_blind(piece: Piece, path: Trajectory, clean: np.ndarray, max_gap: int,
     bounds = [int(path.frames[0]) - 1, *cuts, int(path.frames[-1])]
     parts = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        mine = (piece[0] > lo) & (piece[0] <= hi)
-        if not mine.any():
-            continue
+        mine = (piece[0] > lo) & (piece[0] <= hi)  # at least SEEN clean frames each
         span = slice(lo + 1 - int(path.frames[0]), hi + 1 - int(path.frames[0]))  # every frame in one part
         parts.append((tuple(a[mine] for a in piece), Trajectory(path.frames[span], path.boxes[span], path.state[span])))
     return parts

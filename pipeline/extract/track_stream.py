@@ -194,7 +194,7 @@ def touching(cand: np.ndarray, masks: BlobMasks, t: int, share: float = TOUCH_SH
     out = np.zeros(len(boxes), bool)
     for i, j in zip(*np.nonzero(boxes[:, 2][:, None] == boxes[:, 0][None, :]), strict=True):
         y0, y1 = max(boxes[i, 1], boxes[j, 1]), min(boxes[i, 3], boxes[j, 3])
-        if i == j or y1 <= y0:
+        if y1 <= y0:
             continue
         # the two columns each side of the cut: a mask's edge is ragged by a pixel
         left = masks.foreground(t, int(i))[y0 - boxes[i, 1]:y1 - boxes[i, 1], -2:].any(1)

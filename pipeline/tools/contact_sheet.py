@@ -184,20 +184,39 @@ def sequences_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 8, scale:
     return np.concatenate(rows, axis=0)
 
 
-def person_crops(seq: AlignedSequence, frames_per_seq: int, height: int = 96) -> list[np.ndarray]:
+Frames = dict[str, dict[int, np.ndarray]]  # video path -> source frame index -> BGR frame
+
+
+def decode_samples(seqs: list[AlignedSequence], frames_per_seq: int) -> Frames:
+    """The frames ``sampled_images`` shows of each of ``seqs``, each video read forward once for all its
+    sequences (reading it again per sequence took 30 s for a sheet of PETS 2009's 53 tracks)."""
+    wanted: dict[str, set[int]] = {}
+    for seq in seqs:
+        if seq.video is not None and seq.box is not None:
+            idx = sample_indices(len(seq.frames), frames_per_seq)
+            wanted.setdefault(str(seq.video), set()).update(int(seq.frames[i]) for i in idx)
+    return {video: decode_frames(video, sorted(frames)) for video, frames in wanted.items()}
+
+
+def sampled_images(seq: AlignedSequence, frames_per_seq: int, decoded: Frames | None = None) -> list[tuple[int, np.ndarray]]:
+    """``(index into seq, BGR source frame)`` for ``frames_per_seq`` frames spread over ``seq`` whose frame
+    decodes; [] when the video or the boxes are not at hand. ``decoded``: from ``decode_samples``."""
+    if seq.video is None or seq.box is None:
+        return []
+    decoded = decoded if decoded is not None else decode_samples([seq], frames_per_seq)
+    images = decoded.get(str(seq.video), {})
+    idx = sample_indices(len(seq.frames), frames_per_seq)
+    return [(int(i), images[int(seq.frames[i])]) for i in idx if int(seq.frames[i]) in images]
+
+
+def person_crops(seq: AlignedSequence, frames_per_seq: int, height: int = 96,
+                 decoded: Frames | None = None) -> list[np.ndarray]:
     """For ``frames_per_seq`` frames spread over ``seq``: the source frame cut at the person box (the
     person as the camera saw them, which a whole-frame thumbnail of real footage is too small to show)
     beside the aligned silhouette, BGR [height, height, 3] each; [] when the video is not at hand."""
-    if seq.video is None or seq.box is None:
-        return []
-    idx = sample_indices(len(seq.frames), frames_per_seq)
-    decoded = decode_frames(seq.video, sorted({int(seq.frames[i]) for i in idx}))
     half = height // 2
     cells = []
-    for i in idx:
-        image = decoded.get(int(seq.frames[i]))
-        if image is None:
-            continue
+    for i, image in sampled_images(seq, frames_per_seq, decoded):
         x0, y0, x1, y1 = (int(round(v)) for v in seq.box[i])
         crop = image[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
         crop = cv2.resize(crop, (half, height), interpolation=cv2.INTER_AREA) if crop.size else np.zeros((height, half, 3), np.uint8)
@@ -206,21 +225,15 @@ def person_crops(seq: AlignedSequence, frames_per_seq: int, height: int = 96) ->
     return cells
 
 
-def surroundings(seq: AlignedSequence, frames_per_seq: int, height: int = 96, reach: float = 2.5) -> list[np.ndarray]:
+def surroundings(seq: AlignedSequence, frames_per_seq: int, height: int = 96, reach: float = 2.5,
+                 decoded: Frames | None = None) -> list[np.ndarray]:
     """For the frames ``person_crops`` samples: the picture around the person box (``reach`` times the box's
     height, 4:3, kept inside the frame) with the box drawn, BGR [height, 4/3 height, 3] each; [] without the
     video. A crop alone cannot say who stands next to the box or whether the next crop is the same walker:
     on PETS 2009 clutter stretched into a box made one man look like another, and a second person showed
     only beside the box."""
-    if seq.video is None or seq.box is None:
-        return []
-    idx = sample_indices(len(seq.frames), frames_per_seq)
-    decoded = decode_frames(seq.video, sorted({int(seq.frames[i]) for i in idx}))
     cells = []
-    for i in idx:
-        image = decoded.get(int(seq.frames[i]))
-        if image is None:
-            continue
+    for i, image in sampled_images(seq, frames_per_seq, decoded):
         image = image.copy()
         ih, iw = image.shape[:2]
         x0, y0, x1, y1 = (float(v) for v in seq.box[i])
@@ -236,17 +249,19 @@ def surroundings(seq: AlignedSequence, frames_per_seq: int, height: int = 96, re
     return cells
 
 
-def _rows_sheet(seqs: list[AlignedSequence], cells: Callable[[AlignedSequence], list[np.ndarray]],
+def _rows_sheet(seqs: list[AlignedSequence], cells: Callable[[AlignedSequence, Frames], list[np.ndarray]],
                 frames_per_seq: int, cell_w: int, height: int) -> np.ndarray:
-    """One row per sequence: its subject and frame count, then its ``cells`` (BGR [height, cell_w, 3] each)."""
+    """One row per sequence: its subject and frame count, then its ``cells`` (BGR [height, cell_w, 3] each,
+    made from the frames ``decode_samples`` read once for all of ``seqs``)."""
     if not seqs:
         raise InputError("no sequences to show")
+    decoded = decode_samples(seqs, frames_per_seq)
     label_w = 150
     width = label_w + frames_per_seq * (cell_w + GAP) + GAP
     rows = []
     for seq in seqs:
         row = np.full((height + 2 * GAP, width, 3), 40, np.uint8)
-        for j, cell in enumerate(cells(seq)):
+        for j, cell in enumerate(cells(seq, decoded)):
             x = label_w + GAP + j * (cell_w + GAP)
             row[GAP : GAP + height, x : x + cell_w] = cell
         cv2.putText(row, seq.id.subject[-24:], (GAP, height // 2), FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
@@ -258,13 +273,14 @@ def _rows_sheet(seqs: list[AlignedSequence], cells: Callable[[AlignedSequence], 
 def crops_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 10, height: int = 96) -> np.ndarray:
     """The tracks of a crowd video at a glance: one row per sequence, its key then ``person_crops``, so a
     track that holds two people or switches person shows at once (BGR)."""
-    return _rows_sheet(seqs, lambda seq: person_crops(seq, frames_per_seq, height), frames_per_seq, height, height)
+    return _rows_sheet(seqs, lambda seq, decoded: person_crops(seq, frames_per_seq, height, decoded=decoded),
+                       frames_per_seq, height, height)
 
 
 def surroundings_sheet(seqs: list[AlignedSequence], frames_per_seq: int = 8, height: int = 96) -> np.ndarray:
     """``crops_sheet``'s frames in their surroundings (``surroundings``): one row per sequence (BGR)."""
-    return _rows_sheet(seqs, lambda seq: surroundings(seq, frames_per_seq, height), frames_per_seq,
-                       height * 4 // 3, height)
+    return _rows_sheet(seqs, lambda seq, decoded: surroundings(seq, frames_per_seq, height, decoded=decoded),
+                       frames_per_seq, height * 4 // 3, height)
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
