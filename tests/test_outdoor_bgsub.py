@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.extract.bgsub import BackgroundModel
-from pipeline.extract.ground_height import TALL, fit_height_line
+from pipeline.extract.ground_height import TALL, HeightLine, fit_height_line
 
 H, W = 576, 768
 
@@ -98,6 +98,34 @@ def test_the_height_line_is_fitted_through_single_people_and_flags_stacked_ones(
     assert not line.too_tall(people).any()  # every lone person passes, the tallest at 1.06 / TALL of the limit
     assert line.too_tall(stacked).all()  # 1.9x: two people
     assert TALL * line.expected(np.array([500.0]))[0] > 1.3 * 120  # the limit is a ratio, not a constant
+
+
+def test_a_stretch_a_step_taller_than_its_walker_on_both_sides_is_found_and_a_tall_or_half_hidden_walker_is_not() -> None:
+    line = HeightLine(0.3, -30.0)
+    rng = np.random.default_rng(3)
+
+    def track(shares: list[float], frames: np.ndarray) -> np.ndarray:
+        """[n, 4] a walker coming down the picture (foot row 300 -> 500), his box ``share`` of the line at each frame."""
+        foot = np.linspace(300, 500, len(frames))
+        h = np.asarray(shares) * line.expected(foot) * rng.uniform(0.97, 1.03, len(frames))
+        return np.stack([np.full_like(foot, 100), foot - h, np.full_like(foot, 140), foot], axis=1)
+
+    # alone at 1.08, someone behind at 1.32 in a stretch cut by two gaps, alone again
+    frames = np.array([*range(10), *range(14, 20), *range(21, 25), *range(26, 31), *range(34, 46)])
+    behind = (frames >= 14) & (frames < 31)
+    boxes = track(list(np.where(behind, 1.32, 1.08)), frames)
+    assert np.array_equal(line.taller_than_walker(frames, boxes), behind)  # the three runs are one level
+    assert not line.too_tall(boxes).any()  # the line's limit alone misses them all
+    # the walker alone only at the start (the stretch has one side): still found
+    later = frames >= 14
+    assert np.array_equal(line.taller_than_walker(frames, track(list(np.where(later, 1.32, 1.08)), frames)), later)
+    steady = track([1.3] * len(frames), frames)  # a tall walker, the same height all along: one level
+    assert not line.taller_than_walker(frames, steady).any()
+    hidden = track(list(np.where(behind, 0.85, 1.12)), frames)  # legs hidden behind a sign: shorter, never taller
+    assert not line.taller_than_walker(frames, hidden).any()
+    small_step = track(list(np.where(behind, 1.22, 1.0)), frames)  # a step, but to under 1.25x of the line: a tall walker
+    assert not line.taller_than_walker(frames, small_step).any()
+    assert not line.taller_than_walker(frames[:1], boxes[:1]).any()
 
 
 def test_the_height_line_is_flat_where_everyone_stands_at_one_distance_and_absent_without_people() -> None:

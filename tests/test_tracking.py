@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.extract.track import TrackFilter, person_shaped, split_blobs, track_people
+from pipeline.extract.track_link import INTERPOLATED, MERGED
 
 W, H = 320, 240
 
@@ -78,6 +79,27 @@ def test_how_long_a_person_may_be_hidden_is_in_seconds_not_frames() -> None:
     assert stats.tracks_found == 2 and len(tracks) == 2 and stats.segments_joined == 0
     joined, _ = track_people(cands, W, H, fps=10.0, blobs=True, filters=TrackFilter(stitch_seconds=3.0))
     assert len(joined) == 1  # allowed 3 s, the same pieces are one track
+
+def test_a_stretch_of_a_track_taller_than_its_walker_either_side_leaves_the_gait_sequence() -> None:
+    """A walker with someone close behind for 18 frames, their head over his: one blob 1.3x his height (under the
+    line's 1.4x), lost by the detector for 4 frames either side, re-linked as one track (heights within a third)."""
+    a = walk(20, 3, range(70))
+    for t in range(22, 40):
+        a[t][1] -= 36  # 156 px, 1.3x
+    gone = {18, 19, 20, 21, 40, 41, 42, 43}
+    cands = [np.array([a[t]] if t not in gone else [], np.float32).reshape(-1, 5) for t in range(70)]
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    assert len(tracks) == 1 and stats.segments_joined == 2 and stats.frames_taller_than_walker == 18
+    track = tracks[0]
+    assert track.frames.tolist() == [*range(18), *range(44, 70)]  # the walker alone
+    state = track.trajectory.state
+    assert track.trajectory.frames.tolist() == list(range(70))  # the stretch stays on his line ...
+    assert (state[22:40] == MERGED).all() and (state[18:22] == INTERPOLATED).all()  # ... as merged frames
+    lower = {t: [*a[t][:1], a[t][1] + 30, *a[t][2:]] for t in range(22, 40)}  # 1.05x: a tall walker, no one behind
+    cands = [np.array([lower.get(t, a[t])] if t not in gone else [], np.float32).reshape(-1, 5) for t in range(70)]
+    tracks, stats = track_people(cands, W, H, blobs=True)
+    assert stats.frames_taller_than_walker == 0 and len(tracks[0].frames) == 62
+
 
 def test_person_shape() -> None:
     f = TrackFilter()

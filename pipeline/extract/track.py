@@ -14,6 +14,9 @@ kept only where it is one whole person:
 - frames whose box is below the minimum height are dropped;
 - frames whose box is over 1.4x as tall as one person standing at its foot row (``ground_height``: a line
   fitted to the video's detections) hold a walker and someone behind them: on the line, no gait frame;
+- a kept track's stretch whose box is a step (``STEP``, 15%) taller, for its foot row, than the same walker's
+  stretches on both sides, and over 1.25x a person's height there (``taller_than_walker``), is someone close
+  behind the walker: on the line, no gait frame;
 - frames where a track's box overlaps another track's box (a blob holding two people: they
   merged; or one hides part of the other) are dropped for both, rather than keep a two-person
   silhouette; a person hidden for a while is placed on the line between where it was last and first seen;
@@ -42,7 +45,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pipeline.extract.ground_height import fit_height_line
+from pipeline.extract.ground_height import HeightLine, fit_height_line
 from pipeline.extract.settings import TRACKERS
 from pipeline.extract.track_colour import BINS, share_blob
 from pipeline.extract.track_link import (
@@ -121,6 +124,7 @@ class TrackStats:
     frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
+    frames_taller_than_walker: int = 0  # gait frames in a stretch a step taller than its walker either side: in the line, merged
     tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
     def to_dict(self) -> dict[str, int]:
@@ -193,20 +197,32 @@ def track_people(
         stats.frames_small += int((state == SMALL).sum())
         # found merged once linked (a hidden person on its line); colour-split parts were counted above
         stats.frames_merged += int(((state == MERGED) & ~whole[3]).sum())
-        kept.extend(_kept_parts(whole, whole_path, state == KEPT, stitch_gap, f, stats, rate, width))
+        kept.extend(_kept_parts(whole, whole_path, state == KEPT, stitch_gap, f, stats, rate, width, line))
     stats.tracks_kept = len(kept)
     return kept, stats
 
 
 def _kept_parts(piece: Piece, path: Trajectory, clean: np.ndarray, blind_gap: int, f: TrackFilter,
-                stats: TrackStats, fps: float, width: int) -> list[PersonTrack]:
+                stats: TrackStats, fps: float, width: int, line: HeightLine | None = None) -> list[PersonTrack]:
     """The parts of one linked track (``split_blind``: cut where no clean frame is seen for over ``blind_gap``
-    frames) that are long enough and person-shaped, as ``PersonTrack``; what is dropped is counted."""
+    frames) that are long enough and person-shaped, as ``PersonTrack``; what is dropped is counted. With the
+    video's height ``line``, stretches a step taller than the walker on both sides (``taller_than_walker``)
+    stay on the part's line as merged frames, but leave its gait sequence."""
     parts = split_blind(piece, path, clean, blind_gap, fps=fps, width=width, border=f.border)
     stats.tracks_split += len(parts) - 1
     kept = []
     for (frames, boxes, scores, not_gait, _), part_path in parts:
-        keep = part_path.state[frames - part_path.frames[0]] == KEPT
+        at = frames - part_path.frames[0]
+        keep = part_path.state[at] == KEPT
+        if line is not None:
+            taller = np.zeros_like(keep)
+            taller[keep] = line.taller_than_walker(frames[keep], boxes[keep])
+            if taller.any():
+                state = part_path.state.copy()
+                state[at[taller]] = MERGED
+                part_path = Trajectory(part_path.frames, part_path.boxes, state)
+                keep &= ~taller
+                stats.frames_taller_than_walker += int(taller.sum())
         if keep.sum() < f.min_clean or (keep | not_gait).sum() < f.min_length:
             stats.tracks_short += 1
             continue

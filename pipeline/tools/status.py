@@ -84,7 +84,8 @@ class CacheStatus:
                          f"{t.get('frames_small', 0)} too small, {t.get('frames_merged', 0)} merged with another "
                          f"track ({t.get('blobs_two_heads', 0)} blobs showing two heads, "
                          f"{t.get('blobs_pressed', 0)} cut from a walker pressed against them), "
-                         f"{t.get('frames_too_tall', 0)} too tall for one person where they stand; "
+                         f"{t.get('frames_too_tall', 0)} too tall for one person where they stand, "
+                         f"{t.get('frames_taller_than_walker', 0)} a step taller than their walker before and after; "
                          f"blobs split: {t.get('blobs_split', 0)}")
             lines.append(f"    blobs shared by several tracks: {t.get('blobs_shared', 0)} parts "
                          f"({t.get('blobs_colour_split', 0)} split by colour); "
