@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.extract.bgsub import BackgroundModel
-from pipeline.extract.ground_height import TALL, HeightLine, fit_height_line
+from pipeline.extract.ground_height import TALL, HeightLine, fill_of_one, fit_height_line
 
 H, W = 576, 768
 
@@ -126,6 +126,24 @@ def test_a_stretch_a_step_taller_than_its_walker_on_both_sides_is_found_and_a_ta
     small_step = track(list(np.where(behind, 1.22, 1.0)), frames)  # a step, but to under 1.25x of the line: a tall walker
     assert not line.taller_than_walker(frames, small_step).any()
     assert not line.taller_than_walker(frames[:1], boxes[:1]).any()
+
+
+def test_one_persons_foreground_is_learnt_from_the_video_and_a_blob_of_two_is_too_full() -> None:
+    rng = np.random.default_rng(4)
+    people = _boxes_on_the_ground(rng, 300)
+    line = HeightLine(0.3, -30.0)
+    h = people[:, 3] - people[:, 1]
+    areas = 0.22 * h**2 * rng.uniform(0.85, 1.15, len(h))  # one silhouette: 0.22 of its height squared, +-15%
+    pairs = _boxes_on_the_ground(rng, 60)
+    pairs[:, 2] += pairs[:, 2] - pairs[:, 0]  # two side by side: twice as wide (not person-shaped: not learnt from)
+    pair_areas = 2 * 0.22 * (pairs[:, 3] - pairs[:, 1]) ** 2
+    fill = fill_of_one(line, np.concatenate([people, pairs]), np.concatenate([areas, pair_areas]))
+    assert fill is not None and abs(fill - 0.22) < 0.01
+    assert not line.too_full(people, areas, fill).any()  # the fullest lone person is 1.15 / FULL of the limit
+    assert line.too_full(pairs, pair_areas, fill).all()
+    assert line.too_full(pairs[:, [0, 1, 0, 3]] + [0, 0, 40, 0], pair_areas, fill).all()  # pressed: no wider than one
+    assert not line.too_full(people, np.full(len(people), np.nan), fill).any()  # not measured: never judged
+    assert fill_of_one(line, people[:20], areas[:20]) is None  # too few to learn from
 
 
 def test_the_height_line_is_flat_where_everyone_stands_at_one_distance_and_absent_without_people() -> None:

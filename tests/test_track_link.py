@@ -370,3 +370,33 @@ def test_a_pressed_part_stays_on_its_walkers_line_but_is_no_gait_frame() -> None
     assert track.frames.tolist() == [t for t in range(60) if not 30 <= t < 40]
     assert track.trajectory.frames.tolist() == list(range(60))
     np.testing.assert_array_equal(track.trajectory.boxes[30:40], boxes[30:40])
+
+
+def test_a_blob_with_two_peoples_foreground_stays_on_its_walkers_line_but_is_no_gait_frame() -> None:
+    """Frames 30-39 of one walker's whole blobs hold 1.9x his foreground (someone pressed beside him, no valley
+    between): in the trajectory as detections, counted in ``frames_too_full``, not in the gait sequence. A 1.3x
+    blob (a coat, a bag) stays a gait frame, and a part with no area measured (NaN) is never judged."""
+    frames, boxes, scores = piece(range(60), 20, 2)
+    cands = [np.append(b, 0.9)[None].astype(np.float32) for b in boxes]
+    one = 0.6 * 40 * 120  # pixels of one walker in his 40 x 120 box
+    for extra, dropped in ((1.9, 10), (1.3, 0), (np.nan, 0)):
+        rows = [(int(t), b, 0.9, 0, _clothes((235, 225, 215)), one * extra if 30 <= t < 40 else one)
+                for t, b in zip(frames, boxes, strict=True)]
+        (track,), stats = track_people(cands, W, H, fps=25.0, raw={1: rows})
+        assert stats.frames_too_full == dropped, extra
+        assert track.frames.tolist() == [t for t in range(60) if not (dropped and 30 <= t < 40)]
+        assert track.trajectory.frames.tolist() == list(range(60))
+        np.testing.assert_array_equal(track.trajectory.boxes, boxes)
+
+
+def test_the_raw_tracker_records_each_whole_blobs_foreground_pixels() -> None:
+    from pipeline.extract.track_stream import RawTracker
+
+    fg = np.zeros((120, 120), bool)
+    fg[10:110, 30:60] = True
+    fg[10:30, 60:70] = True  # an arm
+    masks, cand = _masks_of(fg, [[30, 10, 70, 110]])
+    follow = RawTracker(masks=masks, blobs=True, size=(120, 120))
+    follow.update(cand)
+    (rows,) = follow.raw.values()
+    assert rows[0][5] == 100 * 30 + 20 * 10

@@ -27,7 +27,8 @@ TRACKERS = ("bytetrack", "botsort")
 # 6: a track seen only inside others' blobs for longer than that is cut there unless its two sides join (split_blind).
 # 7: a part cut at a column from a walker pressed against it is no gait frame (track_stream.touching).
 # 8: nor is a stretch of a kept track a step taller than its walker on both sides (HeightLine.taller_than_walker).
-TRACK_LINKING = 8
+# 9: nor is a whole blob with over 1.6x one person's foreground at its foot row (HeightLine.too_full).
+TRACK_LINKING = 9
 # How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
 # 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.
 BACKGROUND_MODEL = 2

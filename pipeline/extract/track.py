@@ -14,6 +14,8 @@ kept only where it is one whole person:
 - frames whose box is below the minimum height are dropped;
 - frames whose box is over 1.4x as tall as one person standing at its foot row (``ground_height``: a line
   fitted to the video's detections) hold a walker and someone behind them: on the line, no gait frame;
+- a whole blob with over 1.6x the foreground one person covers at its foot row (``too_full``: the video's median
+  silhouette for its height) holds two people side by side with no valley between them: on the line, no gait frame;
 - a kept track's stretch whose box is a step (``STEP``, 15%) taller, for its foot row, than the same walker's
   stretches on both sides, and over 1.25x a person's height there (``taller_than_walker``), is someone close
   behind the walker: on the line, no gait frame;
@@ -45,7 +47,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pipeline.extract.ground_height import HeightLine, fit_height_line
+from pipeline.extract.ground_height import HeightLine, fill_of_one, fit_height_line
 from pipeline.extract.settings import TRACKERS
 from pipeline.extract.track_colour import BINS, share_blob
 from pipeline.extract.track_link import (
@@ -124,6 +126,7 @@ class TrackStats:
     frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
+    frames_too_full: int = 0  # whole blobs with over 1.6x one person's foreground at their foot row: in the line, no gait frame
     frames_taller_than_walker: int = 0  # gait frames in a stretch a step taller than its walker either side: in the line, merged
     tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
@@ -148,19 +151,22 @@ def track_people(
     if raw is None:
         raw = run_tracker(candidates, tracker, fps, blobs, masks, size=(width, height))
     stats.tracks_found = len(raw)
-    tracks, shared, colours = [], [], []
+    tracks, shared, colours, areas = [], [], [], []
     for tid in sorted(raw, key=lambda k: raw[k][0][0]):
         rows = raw[tid]
         tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
                        np.array([r[2] for r in rows], np.float32)))
         shared.append(np.array([r[3] for r in rows], np.int64))
+        areas.append(np.array([r[5] if len(r) > 5 else np.nan for r in rows], np.float64))
         hists = np.empty(len(rows), object)  # sparse: filled in only where linking compares colours
         hists[:] = [r[4] for r in rows]
         colours.append(hists)
     merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap, FRAGMENT)
     line = fit_height_line(candidates, width, height, f.border)  # a person's height at each foot row
+    fill = (fill_of_one(line, np.concatenate([bx for _, bx, _ in tracks]), np.concatenate(areas))
+            if line is not None and tracks else None)  # and how much foreground they cover there
     pieces = []
-    for piece, is_merged, is_shared, hists in zip(tracks, merged, shared, colours, strict=True):
+    for piece, is_merged, is_shared, hists, area in zip(tracks, merged, shared, colours, areas, strict=True):
         stats.frames_foreign += int((is_shared == FOREIGN).sum())
         stats.frames_merged += int((is_merged | ((is_shared > 0) & (is_shared != FOREIGN))).sum())
         stats.blobs_shared += int(((is_shared == CUT) | (is_shared == COLOUR)).sum())
@@ -177,7 +183,9 @@ def track_people(
         # (it is where its walker is), but is no gait frame
         tall = line.too_tall(piece[1]) if line is not None else np.zeros(len(piece[0]), bool)
         stats.frames_too_tall += int(tall.sum())
-        not_gait = by_colour | (is_shared == PAIR) | (is_shared == TOUCH) | tall
+        full = line.too_full(piece[1], area, fill) & ~tall if fill is not None else np.zeros_like(tall)
+        stats.frames_too_full += int(full.sum())
+        not_gait = by_colour | (is_shared == PAIR) | (is_shared == TOUCH) | tall | full
         cut, lost = cut_segments((*piece, not_gait, hists), bad, f.cut_gap if stitch_gap else len(candidates), f.min_segment)
         pieces.extend(cut)
         stats.frames_fragment += lost

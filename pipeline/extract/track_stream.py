@@ -221,9 +221,9 @@ def _predicted(trk: Any) -> tuple[list[int], np.ndarray]:
 
 
 class RawTracker:
-    """Raw tracks, one frame at a time: ``raw`` maps tracker id -> [(frame, box [4], score, shared, colours)]
+    """Raw tracks, one frame at a time: ``raw`` maps tracker id -> [(frame, box [4], score, shared, colours, area)]
     for every frame the tracker matched a detection (``colours``: the whole blob's ``sparse_histogram``, or
-    None for a part of one); ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split
+    None for a part of one; ``area``: the whole blob's foreground pixels, NaN for a part); ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split
     by colour, ``PAIR`` for a whole blob that shows several heads, else 0. With ``masks`` each track's
     colours are learnt where its blob is its own, and a blob several tracks claim is first split between
     them by colour (``split_by_colour``; ``colour``), or else cut between them at a column (``share_blob``);
@@ -290,9 +290,10 @@ class RawTracker:
         for row in out:
             idx = int(row[7])
             if 0 <= idx < len(boxes):  # the detection itself, not the Kalman estimate
-                tid, kind, hist = int(row[4]), int(shared[idx]), None
+                tid, kind, hist, area = int(row[4]), int(shared[idx]), None, float("nan")
                 if masks is not None and origin[idx] >= 0:
                     codes = masks.codes(t, int(origin[idx]))
+                    area = float(len(codes))  # the whole blob's foreground pixels
                     dense = histogram(codes).astype(np.float32)
                     if models.known(tid) and similarity(dense, models.hist[tid]) < self.foreign:
                         kind = FOREIGN  # not this walker's colours: the tracker handed its id to someone else
@@ -301,7 +302,8 @@ class RawTracker:
                           and (not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1)):
                         models.learn(tid, codes, float(boxes.data[idx, 3] - boxes.data[idx, 1]))
                     hist = sparse_histogram(dense)
-                self.raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist))
+                self.raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist,
+                                                     area))
         if masks is not None:
             masks.release(t)
         self.t += 1
