@@ -86,13 +86,19 @@ class HeightLine:
         return out
 
 
+def upright(boxes: np.ndarray) -> np.ndarray:
+    """bool [n]: boxes ``[n, 4]`` shaped like one upright person (height / width within ``ASPECT``)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    aspect = (boxes[:, 3] - boxes[:, 1]) / np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
+    return (aspect >= ASPECT[0]) & (aspect <= ASPECT[1])
+
+
 def fill_of_one(line: HeightLine, boxes: np.ndarray, areas: np.ndarray) -> float | None:
     """One person's foreground pixels over the square of their expected height: the median over the measured
     (``areas`` finite) boxes shaped like one upright person and within ``TALL`` of the line. None with fewer
     than ``MIN_BOXES`` of them."""
     boxes, areas = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(areas, np.float64)
-    h, w = boxes[:, 3] - boxes[:, 1], np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
-    ok = np.isfinite(areas) & (h / w >= ASPECT[0]) & (h / w <= ASPECT[1]) & ~line.too_tall(boxes)
+    ok = np.isfinite(areas) & upright(boxes) & ~line.too_tall(boxes)
     if ok.sum() < MIN_BOXES:
         return None
     return float(np.median(areas[ok] / line.expected(boxes[ok, 3]) ** 2))
@@ -108,9 +114,8 @@ def fit_height_line(candidates: list[np.ndarray], width: int, height: int, borde
     if not rows:
         return None
     boxes = np.concatenate(rows)
-    h, w = boxes[:, 3] - boxes[:, 1], np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
-    ok = (h / w >= ASPECT[0]) & (h / w <= ASPECT[1]) & ~touches_edge(boxes, width, height, border)
-    foot, h = boxes[ok, 3], h[ok]
+    ok = upright(boxes) & ~touches_edge(boxes, width, height, border)
+    foot, h = boxes[ok, 3], boxes[ok, 3] - boxes[ok, 1]
     if len(h) < MIN_BOXES:
         return None
     inlier = np.ones(len(h), bool)
@@ -130,4 +135,4 @@ def fit_height_line(candidates: list[np.ndarray], width: int, height: int, borde
     return HeightLine(slope, intercept)
 
 
-__all__ = ["FULL", "STEP", "TALL", "TALLER", "HeightLine", "fill_of_one", "fit_height_line"]
+__all__ = ["FULL", "STEP", "TALL", "TALLER", "HeightLine", "fill_of_one", "fit_height_line", "upright"]

@@ -73,6 +73,7 @@ from pipeline.extract.track_stream import (
     PAIR,
     TOUCH,
     BlobMasks,
+    RawRow,
     RawTracker,
     make_tracker,
     run_tracker,
@@ -126,7 +127,7 @@ class TrackStats:
     frames_foreign: int = 0  # detections not in their track's colours (the tracker swapped people): cut there
     frames_fragment: int = 0  # detections in pieces shorter than min_segment (not re-linked)
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
-    frames_too_full: int = 0  # whole blobs with over 1.6x one person's foreground at their foot row: in the line, no gait frame
+    frames_too_full: int = 0  # whole blobs (not too tall) with over 1.6x one person's foreground at their foot row: no gait frame
     frames_taller_than_walker: int = 0  # gait frames in a stretch a step taller than its walker either side: in the line, merged
     tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
@@ -153,13 +154,13 @@ def track_people(
     stats.tracks_found = len(raw)
     tracks, shared, colours, areas = [], [], [], []
     for tid in sorted(raw, key=lambda k: raw[k][0][0]):
-        rows = raw[tid]
-        tracks.append((np.array([r[0] for r in rows], np.int64), np.stack([r[1] for r in rows]).astype(np.float32),
-                       np.array([r[2] for r in rows], np.float32)))
-        shared.append(np.array([r[3] for r in rows], np.int64))
-        areas.append(np.array([r[5] if len(r) > 5 else np.nan for r in rows], np.float64))
+        rows = [RawRow(*r) for r in raw[tid]]  # plain tuples too (no area: not measured)
+        tracks.append((np.array([r.frame for r in rows], np.int64), np.stack([r.box for r in rows]).astype(np.float32),
+                       np.array([r.score for r in rows], np.float32)))
+        shared.append(np.array([r.shared for r in rows], np.int64))
+        areas.append(np.array([r.area for r in rows], np.float64))
         hists = np.empty(len(rows), object)  # sparse: filled in only where linking compares colours
-        hists[:] = [r[4] for r in rows]
+        hists[:] = [r.colours for r in rows]
         colours.append(hists)
     merged = merged_frames([(fr, bx) for fr, bx, _ in tracks], f.merge_share, f.max_gap, FRAGMENT)
     line = fit_height_line(candidates, width, height, f.border)  # a person's height at each foot row

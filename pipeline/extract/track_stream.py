@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -220,10 +220,20 @@ def _predicted(trk: Any) -> tuple[list[int], np.ndarray]:
     return ids, (np.stack(out) if out else np.zeros((0, 4), np.float32))
 
 
+class RawRow(NamedTuple):
+    """One detection of a raw track, as ``RawTracker`` records it."""
+
+    frame: int
+    box: np.ndarray  # float32 [4] x0 y0 x1 y1
+    score: float
+    shared: int  # 0, or how the blob was shared or judged: CUT, COLOUR, FOREIGN, PAIR, TOUCH
+    colours: tuple | None  # the whole blob's sparse_histogram; None for a part of one
+    area: float = float("nan")  # the whole blob's foreground pixels; NaN for a part (or not measured)
+
+
 class RawTracker:
-    """Raw tracks, one frame at a time: ``raw`` maps tracker id -> [(frame, box [4], score, shared, colours, area)]
-    for every frame the tracker matched a detection (``colours``: the whole blob's ``sparse_histogram``, or
-    None for a part of one; ``area``: the whole blob's foreground pixels, NaN for a part); ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split
+    """Raw tracks, one frame at a time: ``raw`` maps tracker id -> [``RawRow``] for every frame the tracker
+    matched a detection; ``shared`` is ``CUT`` / ``COLOUR`` for a part of a blob cut at a column / split
     by colour, ``PAIR`` for a whole blob that shows several heads, else 0. With ``masks`` each track's
     colours are learnt where its blob is its own, and a blob several tracks claim is first split between
     them by colour (``split_by_colour``; ``colour``), or else cut between them at a column (``share_blob``);
@@ -302,8 +312,8 @@ class RawTracker:
                           and (not len(claims) or (inside_share(claims, boxes.data[idx]) >= 0.2).sum() <= 1)):
                         models.learn(tid, codes, float(boxes.data[idx, 3] - boxes.data[idx, 1]))
                     hist = sparse_histogram(dense)
-                self.raw.setdefault(tid, []).append((t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind, hist,
-                                                     area))
+                self.raw.setdefault(tid, []).append(RawRow(t, boxes.data[idx, :4].copy(), float(boxes.data[idx, 4]), kind,
+                                                           hist, area))
         if masks is not None:
             masks.release(t)
         self.t += 1
@@ -340,5 +350,5 @@ def run_tracker(candidates: list[np.ndarray], tracker: str = "bytetrack", fps: f
     return follow.raw
 
 
-__all__ = ["COLOUR", "CUT", "FOREIGN", "PAIR", "TOUCH", "BlobMasks", "RawTracker", "make_tracker", "run_tracker", "split_blobs",
+__all__ = ["COLOUR", "CUT", "FOREIGN", "PAIR", "TOUCH", "BlobMasks", "RawRow", "RawTracker", "make_tracker", "run_tracker", "split_blobs",
            "touching"]
