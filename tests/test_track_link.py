@@ -400,3 +400,70 @@ def test_the_raw_tracker_records_each_whole_blobs_foreground_pixels() -> None:
     follow.update(cand)
     (rows,) = follow.raw.values()
     assert rows[0][5] == 100 * 30 + 20 * 10
+
+
+def test_a_person_still_standing_where_a_piece_ended_is_not_the_walker_that_begins_later() -> None:
+    """A man stands at x 150 (frames 0-29); 10 frames later the tracker's id walks off leftwards from x 100.
+    Motion allows the join (a standing man may start walking). But a detection of his height covers his last
+    box when the walker begins: he still stands there, so the walker is someone else (PETS 2009: a man in
+    jeans and one in black trousers). A blob holding the walker does not count, nor anyone where a walker was."""
+    from pipeline.extract.track_link import still_there
+
+    standing, walker = piece(range(0, 30), 150, 0), piece(range(40, 70), 220, -3)  # at x 100 at frame 40
+    him = np.append(standing[1][-1], 0.9).astype(np.float32)
+    first = np.append(walker[1][0], 0.9).astype(np.float32)
+    assert join_cost(standing, walker, max_gap=30) is not None
+    assert join_cost(standing, walker, max_gap=30, present=np.stack([first, him])) is None
+    assert join_cost(standing, walker, max_gap=30, present=first[None]) is not None  # nobody else there
+    blob = np.array([[100, 60, 190, 180, 0.9]], np.float32)  # the walker's blob reaching over the spot
+    assert not still_there(standing[1][-1], walker[1][0], blob)
+    tall = him.copy()
+    tall[1] -= 0.5 * 120  # someone 1.5x his height: not him
+    assert not still_there(standing[1][-1], walker[1][0], tall[None])
+    moving = piece(range(0, 30), 60, 1.5)  # ends at x 103.5 walking right: only a standing person is seen staying
+    there = np.append(moving[1][-1], 0.9).astype(np.float32)
+    back = piece(range(40, 70), 220, -3)
+    assert join_cost(moving, back, max_gap=30, present=np.stack([first, there])) is None  # opposite ways anyway
+    onward = piece(range(40, 70), 45, 1.5)
+    assert join_cost(moving, onward, max_gap=30, present=np.stack([np.append(onward[1][0], 0.9), there])) is not None
+
+    cands = [np.zeros((0, 5), np.float32) for _ in range(70)]
+    for t, b in zip(standing[0], standing[1], strict=True):
+        cands[t] = np.append(b, 0.9)[None].astype(np.float32)
+    for t, b in zip(walker[0], walker[1], strict=True):
+        cands[t] = np.stack([np.append(b, 0.9), him]).astype(np.float32)  # he stands on, with no track of his own
+    rows = [(int(t), b, 0.9, 0, _clothes((40, 40, 40))) for t, b in zip(np.r_[standing[0], walker[0]],
+                                                                        np.r_[standing[1], walker[1]], strict=True)]
+    tracks, stats = track_people(cands, W, H, fps=25.0, raw={1: rows})
+    assert [(int(t.frames[0]), int(t.frames[-1])) for t in tracks] == [(0, 29), (40, 69)] and stats.segments_joined == 0
+    alone = [c[:1] for c in cands]  # nobody left where he stood: the join is motion's to make
+    tracks, stats = track_people(alone, W, H, fps=25.0, raw={1: rows})
+    assert len(tracks) == 1 and stats.segments_joined == 1
+
+
+def test_a_kept_frame_between_two_merged_ones_is_merged() -> None:
+    """Someone beside a walker does not leave for one frame: a lone kept frame between merged ones is merged;
+    two kept frames in a row, a frame beside an interpolated one and a trajectory's ends are not."""
+    from pipeline.extract.track_link import BORDER, between_merges
+
+    K, M, I = KEPT, MERGED, INTERPOLATED
+    state = np.array([K, M, K, M, K, K, M, I, K, M, K, M, BORDER, M, K], np.uint8)
+    assert np.flatnonzero(between_merges(state)).tolist() == [2, 10]
+    assert not between_merges(np.array([K, M], np.uint8)).any() and not between_merges(np.zeros(0, np.uint8)).any()
+
+
+def test_a_blob_that_looks_like_one_walker_for_one_frame_between_two_pairs_is_no_gait_frame() -> None:
+    """Frames 20-39 of one raw track are a blob showing two heads (``PAIR``), except frame 30, where the top edge
+    showed one: frame 30 stays on the line as a merged frame (``frames_between_merges``), not a gait frame. A blob
+    seen alone for two frames in a row is a gait frame."""
+    from pipeline.extract.track_stream import PAIR
+
+    frames, boxes, scores = piece(range(60), 20, 2)
+    cands = [np.append(b, 0.9)[None].astype(np.float32) for b in boxes]
+    for alone, lone in (({30}, 1), ({30, 31}, 0)):
+        rows = [(int(t), b, 0.9, PAIR if 20 <= t < 40 and t not in alone else 0, _clothes((235, 225, 215)))
+                for t, b in zip(frames, boxes, strict=True)]
+        (track,), stats = track_people(cands, W, H, fps=25.0, raw={1: rows})
+        assert stats.frames_between_merges == lone
+        assert track.frames.tolist() == [t for t in range(60) if not 20 <= t < 40 or (not lone and t in alone)]
+        assert track.trajectory.frames.tolist() == list(range(60)) and track.trajectory.state[30] == (MERGED if lone else KEPT)

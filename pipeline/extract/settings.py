@@ -28,7 +28,9 @@ TRACKERS = ("bytetrack", "botsort")
 # 7: a part cut at a column from a walker pressed against it is no gait frame (track_stream.touching).
 # 8: nor is a stretch of a kept track a step taller than its walker on both sides (HeightLine.taller_than_walker).
 # 9: nor is a whole blob with over 1.6x one person's foreground at its foot row (HeightLine.too_full).
-TRACK_LINKING = 9
+# 10: a person still standing where a piece ended is not the walker who begins later (track_link.still_there),
+# and a kept frame between two merged ones is merged (track_link.between_merges).
+TRACK_LINKING = 10
 # How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
 # 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.
 BACKGROUND_MODEL = 2

@@ -58,6 +58,7 @@ from pipeline.extract.track_link import (
     PersonTrack,
     Piece,
     Trajectory,
+    between_merges,
     coast,
     cut_segments,
     extend_at_border,
@@ -129,6 +130,7 @@ class TrackStats:
     frames_interpolated: int = 0  # frames of kept tracks' trajectories placed on a line (not detected for it)
     frames_too_full: int = 0  # whole blobs (not too tall) with over 1.6x one person's foreground at their foot row: no gait frame
     frames_taller_than_walker: int = 0  # gait frames in a stretch a step taller than its walker either side: in the line, merged
+    frames_between_merges: int = 0  # kept frames whose frames before and after are merged: in the line, merged
     tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
     def to_dict(self) -> dict[str, int]:
@@ -194,7 +196,7 @@ def track_people(
     stats.segments = len(pieces)
     if stitch_gap:
         pieces, stats.segments_joined = stitch(pieces, stitch_gap, fps=rate, width=width,
-                                              border=f.border)
+                                              border=f.border, detections=candidates)
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
     carried = (coast(pieces, len(candidates), stitch_gap, size=(width, height))  # hidden in another's blob
                if stitch_gap else None)
@@ -206,6 +208,10 @@ def track_people(
         stats.frames_small += int((state == SMALL).sum())
         # found merged once linked (a hidden person on its line); colour-split parts were counted above
         stats.frames_merged += int(((state == MERGED) & ~whole[3]).sum())
+        lone = between_merges(whole_path.state)  # a frame clear of a neighbour between two merged with them
+        whole_path.state[lone] = MERGED
+        stats.frames_between_merges += int(lone.sum())
+        state = whole_path.state[whole[0] - whole_path.frames[0]]
         kept.extend(_kept_parts(whole, whole_path, state == KEPT, stitch_gap, f, stats, rate, width, line))
     stats.tracks_kept = len(kept)
     return kept, stats
