@@ -446,8 +446,8 @@ def test_a_kept_frame_between_two_merged_ones_is_merged() -> None:
     two kept frames in a row, a frame beside an interpolated one and a trajectory's ends are not."""
     from pipeline.extract.track_link import BORDER, between_merges
 
-    K, M, I = KEPT, MERGED, INTERPOLATED
-    state = np.array([K, M, K, M, K, K, M, I, K, M, K, M, BORDER, M, K], np.uint8)
+    K, M, N = KEPT, MERGED, INTERPOLATED
+    state = np.array([K, M, K, M, K, K, M, N, K, M, K, M, BORDER, M, K], np.uint8)
     assert np.flatnonzero(between_merges(state)).tolist() == [2, 10]
     assert not between_merges(np.array([K, M], np.uint8)).any() and not between_merges(np.zeros(0, np.uint8)).any()
 
