@@ -467,3 +467,30 @@ def test_a_blob_that_looks_like_one_walker_for_one_frame_between_two_pairs_is_no
         assert stats.frames_between_merges == lone
         assert track.frames.tolist() == [t for t in range(60) if not 20 <= t < 40 or (not lone and t in alone)]
         assert track.trajectory.frames.tolist() == list(range(60)) and track.trajectory.state[30] == (MERGED if lone else KEPT)
+
+
+def test_a_short_piece_joined_on_one_side_only_stays_on_the_line_but_is_no_gait_frame() -> None:
+    """A 4-frame piece has no slope of its own: joined at a track's end, only where it is says it is the same
+    walker, and nothing after it confirms that. Its frames become no gait frames (the piece's 4th array); the
+    same piece between two long ones, joined on both sides, and a long end piece keep theirs."""
+    def unsure(p):
+        return (*p, np.zeros(len(p[0]), bool))
+
+    long_a, short = unsure(piece(range(0, 30), 20, 2)), unsure(piece(range(32, 36), 20, 2))
+    (track,), joins = stitch([long_a, short], max_gap=30)
+    assert joins == 1 and track[3].tolist() == [False] * 30 + [True] * 4
+    long_b = unsure(piece(range(38, 60), 20, 2))
+    (track,), joins = stitch([long_a, short, long_b], max_gap=30)
+    assert joins == 2 and not track[3].any()
+    (track,), joins = stitch([long_a, long_b], max_gap=30)
+    assert joins == 1 and not track[3].any()
+
+
+def test_a_short_piece_ending_a_track_is_counted_and_left_out_of_its_gait_sequence() -> None:
+    frames, boxes, _ = piece(range(36), 20, 2)
+    cands = [np.append(b, 0.9)[None].astype(np.float32) for b in boxes]
+    rows = {1: [(int(t), boxes[t], 0.9, 0, _clothes((235, 225, 215))) for t in range(30)],
+            2: [(int(t), boxes[t], 0.9, 0, _clothes((235, 225, 215))) for t in range(32, 36)]}
+    (track,), stats = track_people(cands, W, H, fps=25.0, raw=rows)
+    assert stats.segments_joined == 1 and stats.frames_short_end == 4
+    assert track.frames.tolist() == list(range(30)) and track.trajectory.frames.tolist() == list(range(36))

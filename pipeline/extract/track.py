@@ -131,6 +131,7 @@ class TrackStats:
     frames_too_full: int = 0  # whole blobs (not too tall) with over 1.6x one person's foreground at their foot row: no gait frame
     frames_taller_than_walker: int = 0  # gait frames in a stretch a step taller than its walker either side: in the line, merged
     frames_between_merges: int = 0  # kept frames whose frames before and after are merged: in the line, merged
+    frames_short_end: int = 0  # frames of pieces under 5 frames joined on one side only: in the line, no gait frame
     tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
     def to_dict(self) -> dict[str, int]:
@@ -195,8 +196,10 @@ def track_people(
         stats.tracks_short += not cut  # nothing of it is left to link
     stats.segments = len(pieces)
     if stitch_gap:
+        unsure = sum(int(p[3].sum()) for p in pieces)
         pieces, stats.segments_joined = stitch(pieces, stitch_gap, fps=rate, width=width,
                                               border=f.border, detections=candidates)
+        stats.frames_short_end = sum(int(p[3].sum()) for p in pieces) - unsure  # short pieces joined on one side
     pieces, stats.frames_entering = extend_at_border(pieces, candidates, width, height, f.border)
     carried = (coast(pieces, len(candidates), stitch_gap, size=(width, height))  # hidden in another's blob
                if stitch_gap else None)
