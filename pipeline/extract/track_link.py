@@ -273,7 +273,8 @@ def _unsure(piece: Piece) -> Piece:
     """``piece`` with every frame no gait frame (its 4th array), for a piece of under ``SEEN`` frames joined on one
     side only (a linked track's first or last): it has no slope of its own, so it was joined by where it is, not by
     how it walks, and nothing after it confirms the join. On PETS 2009 such a 4-frame piece behind a sign post, two
-    men in one blob that passed as one, ended the track of a man walking past it."""
+    men in one blob that passed as one, ended the track of a man walking past it. A piece without that array
+    (boxes only, as in hand-made tests) is left as it is."""
     if len(piece) < 4:
         return piece
     return (*piece[:3], np.ones(len(piece[0]), bool), *piece[4:])
