@@ -440,13 +440,15 @@ def test_a_person_still_standing_where_a_piece_ended_is_not_the_walker_that_begi
 
 
 def test_a_kept_frame_between_two_merged_ones_is_merged() -> None:
-    """Someone beside a walker does not leave for one frame: a lone kept frame between merged ones is merged;
-    two kept frames in a row, a frame beside an interpolated one and a trajectory's ends are not."""
+    """Someone beside a walker does not leave for one frame: a lone kept frame between merged ones is merged, also
+    where frames with no detection (interpolated) lie between; two kept frames in a row, a kept frame with a kept
+    one beyond an interpolated gap, a border frame on one side and a trajectory's ends are not."""
     from pipeline.extract.track_link import BORDER, between_merges
 
     K, M, N = KEPT, MERGED, INTERPOLATED
-    state = np.array([K, M, K, M, K, K, M, N, K, M, K, M, BORDER, M, K], np.uint8)
-    assert np.flatnonzero(between_merges(state)).tolist() == [2, 10]
+    state = np.array([K, M, K, M, K, K, M, N, K, M, K, M, BORDER, M, K, N, K, M], np.uint8)
+    assert np.flatnonzero(between_merges(state)).tolist() == [2, 8, 10]
+    assert np.flatnonzero(between_merges(np.array([M, N, N, K, N, M], np.uint8))).tolist() == [3]
     assert not between_merges(np.array([K, M], np.uint8)).any() and not between_merges(np.zeros(0, np.uint8)).any()
 
 

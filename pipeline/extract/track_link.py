@@ -257,7 +257,7 @@ def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: floa
             break
         heads = set(range(n)) - set(pairs.values())  # a chain starts at a track nobody continues
         ends = {i for i in pairs if i in heads} | {j for j in pairs.values() if j not in pairs}  # joined on one side
-        tracks = [_unsure(t) if k in ends and len(t[0]) < SEEN else t for k, t in enumerate(tracks)]
+        tracks = [_unsure(t) if k in ends and len(t[0]) < SHORT else t for k, t in enumerate(tracks)]
         joined = []
         for i in heads:
             chain = [i]
@@ -377,6 +377,7 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
 
 
 SEEN = 5  # clean frames a part cut off by ``split_blind`` must have on each side of the cut
+SHORT = SEEN  # frames under which a piece joined on one side only is no gait frame (``_unsure``)
 
 
 def split_blind(piece: Piece, path: Trajectory, clean: np.ndarray, max_gap: int, fps: float = 25.0,
@@ -415,13 +416,17 @@ def split_blind(piece: Piece, path: Trajectory, clean: np.ndarray, max_gap: int,
 
 
 def between_merges(state: np.ndarray) -> np.ndarray:
-    """bool [N]: the ``kept`` frames of a trajectory's ``state`` whose frames before and after are both merged.
-    A walker with someone (in a blob of two, split off one, in their box) on the frames before and after is not
-    rid of them for one frame between: the blob's tests missed them there. On PETS 2009 two of 18 such frames
-    held two people (a handshake, a man stacked behind); the other 16, about 1% of the gait frames, are lost."""
-    merged = state == MERGED
+    """bool [N]: the ``kept`` frames of a trajectory's ``state`` whose nearest frames before and after that are
+    not ``interpolated`` (no detection there: no sign of anything) are both merged. A walker with someone (in a
+    blob of two, split off one, in their box) before and after is not rid of them for one frame between: the
+    blob's tests missed them there. On PETS 2009 two of 18 such frames with merged frames beside them held two
+    people (a handshake, a man stacked behind); with BoT-SORT one more, amid interpolated frames, was a woman
+    where the track was following a man walking beside her. The others are single walkers."""
+    state = np.asarray(state)
+    seen = np.flatnonzero(state != INTERPOLATED)  # frames with a detection or a merge
+    marks = state[seen]
     lone = np.zeros(len(state), bool)
-    lone[1:-1] = (state[1:-1] == KEPT) & merged[:-2] & merged[2:]
+    lone[seen[1:-1]] = (marks[1:-1] == KEPT) & (marks[:-2] == MERGED) & (marks[2:] == MERGED)
     return lone
 
 
