@@ -306,6 +306,26 @@ def test_a_track_blind_for_longer_than_a_walker_may_hide_is_cut_where_the_clothe
     assert len(split_blind((frames, boxes, scores, ~clean, hists), path, clean, max_gap=40, width=W)) == 1
 
 
+def test_a_side_too_short_to_compare_beyond_a_blind_stretch_stays_on_the_track_but_is_no_gait_frame() -> None:
+    """20 clean frames, 40 inside others' blobs, then 3 clean frames: too few to tell by motion whether the id came
+    out on someone else (PETS 2009, BoT-SORT: it did), so the track is not cut, but those 3 frames become merged
+    ones. With 20 on the far side they stay clean (compared, and alike); a short side within the re-link time is
+    never judged."""
+    for after, marked in ((3, 3), (20, 0)):
+        frames, boxes, scores = piece(range(60 + after), 20, 3)
+        clean = (frames < 20) | (frames >= 60)
+        state = np.where(clean, KEPT, MERGED).astype(np.uint8)
+        path = Trajectory(frames, boxes, state.copy())
+        hists = np.empty(len(frames), object)
+        hists[:] = [_clothes((235, 225, 215))] * len(frames)
+        (part,) = split_blind((frames, boxes, scores, ~clean, hists), path, clean, max_gap=30, width=W)
+        assert np.array_equal(part[1].frames, frames) and np.array_equal(path.state, state)  # the input is left as it was
+        assert int(((state == KEPT) & (part[1].state == MERGED)).sum()) == marked
+        assert (part[1].state[60:] == (MERGED if marked else KEPT)).all() and (part[1].state[:20] == KEPT).all()
+        (part,) = split_blind((frames, boxes, scores, ~clean, hists), path, clean, max_gap=40, width=W)
+        assert (part[1].state == state).all()  # 40 blind frames are within a re-link time of 40
+
+
 def test_track_people_cuts_a_track_whose_id_rode_through_others_blobs_onto_someone_else() -> None:
     """One raw track: 20 frames of its own in white, 40 frames as colour-split parts of shared blobs (on its
     line, no gait frame, no colours), then 20 in navy: two kept tracks, counted in ``tracks_split``; in white
@@ -322,6 +342,11 @@ def test_track_people_cuts_a_track_whose_id_rode_through_others_blobs_onto_someo
         assert len(tracks) == kept and stats.tracks_split == kept - 1, colour
         assert sum(len(t.frames) for t in tracks) == 40  # the clean frames, each in one track
         assert sum(len(t.trajectory.frames) for t in tracks) == 80
+    rows = [(int(t), b, 0.9, COLOUR if 20 <= t < 60 else 0, None if 20 <= t < 60 else _clothes((235, 225, 215)))
+            for t, b in zip(frames[:63], boxes[:63], strict=True)]  # 3 frames of its own after the blind stretch
+    (track,), stats = track_people(cands[:63], W, H, fps=25.0, raw={1: rows})
+    assert stats.tracks_split == 0 and stats.frames_short_side == 3
+    assert track.frames.tolist() == list(range(20)) and track.trajectory.frames.tolist() == list(range(63))
 
 
 def _masks_of(fg: np.ndarray, boxes: list[list[int]]):

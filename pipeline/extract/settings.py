@@ -31,7 +31,8 @@ TRACKERS = ("bytetrack", "botsort")
 # 10: a person still standing where a piece ended is not the walker who begins later (track_link.still_there),
 # and a kept frame between two merged ones is merged (track_link.between_merges).
 # 11: a piece of under 5 frames joined on one side only (a track's first or last) is no gait frame (track_link._unsure).
-# 12: a lone kept frame is judged by its nearest frames that are not interpolated (track_link.between_merges).
+# 12: a lone kept frame is judged by its nearest frames that are not interpolated (track_link.between_merges),
+# and a side too short to compare beyond a long blind stretch is no gait frame (track_link.split_blind).
 TRACK_LINKING = 12
 # How background subtraction finds the foreground (pipeline/extract/bgsub.py), fingerprinted wherever bgsub runs.
 # 2: each frame is relit to the background's light, and thin clutter (a fluttering tape) is removed.

@@ -132,6 +132,7 @@ class TrackStats:
     frames_taller_than_walker: int = 0  # gait frames in a stretch a step taller than its walker either side: in the line, merged
     frames_between_merges: int = 0  # kept frames whose frames before and after are merged: in the line, merged
     frames_short_end: int = 0  # frames of pieces under 5 frames joined on one side only: in the line, no gait frame
+    frames_short_side: int = 0  # kept frames of a side under 5 frames beyond a long blind stretch (split_blind): merged
     tracks_split: int = 0  # cuts of linked tracks where no clean frame was seen for over stitch_seconds (split_blind)
 
     def to_dict(self) -> dict[str, int]:
@@ -228,6 +229,7 @@ def _kept_parts(piece: Piece, path: Trajectory, clean: np.ndarray, blind_gap: in
     stay on the part's line as merged frames, but leave its gait sequence."""
     parts = split_blind(piece, path, clean, blind_gap, fps=fps, width=width, border=f.border)
     stats.tracks_split += len(parts) - 1
+    stats.frames_short_side += int((path.state == KEPT).sum()) - sum(int((p.state == KEPT).sum()) for _, p in parts)
     kept = []
     for (frames, boxes, scores, not_gait, _), part_path in parts:
         at = frames - part_path.frames[0]

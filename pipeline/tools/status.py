@@ -88,7 +88,8 @@ class CacheStatus:
                          f"{t.get('frames_too_full', 0)} with two people's foreground there, "
                          f"{t.get('frames_taller_than_walker', 0)} a step taller than their walker before and after, "
                          f"{t.get('frames_between_merges', 0)} clear of a neighbour for one frame between merged ones, "
-                         f"{t.get('frames_short_end', 0)} in a short piece joined at a track's end; "
+                         f"{t.get('frames_short_end', 0)} in a short piece joined at a track's end, "
+                         f"{t.get('frames_short_side', 0)} too few to compare after a long stretch in others' blobs; "
                          f"blobs split: {t.get('blobs_split', 0)}")
             lines.append(f"    blobs shared by several tracks: {t.get('blobs_shared', 0)} parts "
                          f"({t.get('blobs_colour_split', 0)} split by colour); "
