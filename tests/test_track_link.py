@@ -424,7 +424,7 @@ def test_the_raw_tracker_records_each_whole_blobs_foreground_pixels() -> None:
     follow = RawTracker(masks=masks, blobs=True, size=(120, 120))
     follow.update(cand)
     (rows,) = follow.raw.values()
-    assert rows[0][5] == 100 * 30 + 20 * 10
+    assert rows[0].area == 100 * 30 + 20 * 10
 
 
 def test_a_person_still_standing_where_a_piece_ended_is_not_the_walker_that_begins_later() -> None:

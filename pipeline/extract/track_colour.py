@@ -132,11 +132,22 @@ def split_by_colour(row: np.ndarray, fg: np.ndarray, codes: np.ndarray, claims: 
     return parts if len(parts) > 0 else None
 
 
+def _intersection(boxes: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """float [M]: the area each of ``boxes`` [M, >= 4] shares with box ``row`` [>= 4]."""
+    boxes = boxes[:, :4]
+    return np.prod(np.clip(np.minimum(boxes[:, 2:], row[2:4]) - np.maximum(boxes[:, :2], row[:2]), 0, None), 1)
+
+
 def inside_share(boxes: np.ndarray, row: np.ndarray) -> np.ndarray:
     """float [M]: the share of each of ``boxes`` [M, 4] that lies within box ``row`` [>= 4]."""
-    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1e-6, None), 1)
-    inter = np.prod(np.clip(np.minimum(boxes[:, 2:], row[2:4]) - np.maximum(boxes[:, :2], row[:2]), 0, None), 1)
-    return inter / area
+    area = np.prod(np.clip(boxes[:, 2:4] - boxes[:, :2], 1e-6, None), 1)
+    return _intersection(boxes, row) / area
+
+
+def covered_share(row: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """float [M]: the share of box ``row`` [>= 4] that lies within each of ``boxes`` [M, >= 4]
+    (``inside_share`` the other way round)."""
+    return _intersection(boxes, row) / max(float(np.prod(np.clip(row[2:4] - row[:2], 1e-6, None))), 1e-6)
 
 
 def colour_parts(row: np.ndarray, blob: tuple[np.ndarray, np.ndarray], ids: list[int], claims: np.ndarray,
@@ -186,5 +197,5 @@ def share_blob(row: np.ndarray, fg: np.ndarray, claims: np.ndarray, inside: floa
     return parts
 
 
-__all__ = ["BINS", "ColourModels", "colour_parts", "dense_histograms", "histogram", "inside_share", "lab_codes", "share_blob", "similarity",
+__all__ = ["BINS", "ColourModels", "colour_parts", "covered_share", "dense_histograms", "histogram", "inside_share", "lab_codes", "share_blob", "similarity",
            "sparse_histogram", "split_by_colour"]

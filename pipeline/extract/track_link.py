@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.extract.detect import Track
-from pipeline.extract.track_colour import dense_histograms, inside_share, similarity
+from pipeline.extract.track_colour import covered_share, dense_histograms, inside_share, similarity
 from pipeline.extract.track_gap import fill_walk
 from pipeline.formats.video_cache import TRACK_STATES
 from pipeline.geometry import touches_edge
@@ -32,6 +32,7 @@ KEPT, MERGED, BORDER, SMALL, INTERPOLATED = (TRACK_STATES.index(s) for s in
 # or object [n] of track_colour.sparse_histogram pairs)
 Piece = tuple[np.ndarray, ...]
 FIT = 16  # frames at a segment's end fitted by a straight line (a last box cut by an occluder does not steer)
+SLOPE = 5  # frames a line needs before its slope is trusted: fewer place a piece, but say nothing of its walk
 
 
 @dataclass
@@ -107,11 +108,11 @@ def cut_segments(piece: Piece, bad: np.ndarray, max_miss: int, min_length: int) 
 
 def _line(frames: np.ndarray, values: np.ndarray, at_end: bool) -> tuple[float, np.ndarray, np.ndarray]:
     """``(t0, value at t0, slope per frame)`` of a least-squares line through the end (or start) of a
-    segment; with fewer than 5 frames the slope is not trusted (0)."""
+    segment; with fewer than ``SLOPE`` frames the slope is not trusted (0)."""
     sl = slice(max(0, len(frames) - FIT), None) if at_end else slice(0, FIT)
     t, v = frames[sl].astype(np.float64), np.asarray(values[sl], np.float64)
     t0 = float(t[-1] if at_end else t[0])
-    if len(t) < 5 or np.ptp(t) == 0:
+    if len(t) < SLOPE or np.ptp(t) == 0:
         return t0, np.median(v, 0), np.zeros(v.shape[1])
     slope, icpt = np.polyfit(t, v, 1)
     return t0, slope * t0 + icpt, slope
@@ -148,13 +149,6 @@ def _end(piece: Piece, at_end: bool, side: int, sliver: bool) -> tuple[float, np
     return _line(piece[0], feats, at_end)
 
 
-def _covered(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """float [K]: the share of ``box`` [4] that lies within each of ``boxes`` [K, 4]."""
-    w = np.clip(np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0]), 0, None)
-    h = np.clip(np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1]), 0, None)
-    return w * h / max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
-
-
 def still_there(last: np.ndarray, first: np.ndarray, present: np.ndarray) -> bool:
     """Whether a detection ``present`` [K, >= 4] at another piece's ``first`` box's frame, not that piece's own
     (a blob holding half of ``first`` holds that piece), covers ``STAYS`` of a person's ``last`` box at their
@@ -162,8 +156,8 @@ def still_there(last: np.ndarray, first: np.ndarray, present: np.ndarray) -> boo
     boxes = np.asarray(present, np.float64).reshape(-1, np.shape(present)[-1])[:, :4]
     last, first = np.asarray(last, np.float64), np.asarray(first, np.float64)
     ratio = (boxes[:, 3] - boxes[:, 1]) / max(float(last[3] - last[1]), 1e-6)
-    there = (_covered(last, boxes) >= STAYS) & (ratio >= 0.8) & (ratio <= 1.25)
-    return bool((there & (_covered(first, boxes) < 0.5)).any())
+    there = (covered_share(last, boxes) >= STAYS) & (ratio >= 0.8) & (ratio <= 1.25)
+    return bool((there & (covered_share(first, boxes) < 0.5)).any())
 
 
 def join_cost(a: Piece, b: Piece, max_gap: int, max_offset: float = 0.5, fps: float = 25.0,
@@ -244,11 +238,12 @@ def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: floa
     while len(tracks) > 1:
         n, big = len(tracks), 1e6
         cost = np.full((n, n), big)
+        # every detection at each track's first frame: who still stands where another ended
+        present = [None if detections is None else detections[int(t[0][0])] for t in tracks]
         for i in range(n):
             for j in range(n):
-                present = None if detections is None else detections[int(tracks[j][0][0])]
                 c = (join_cost(tracks[i], tracks[j], max_gap, max_offset, fps, width=width, border=border,
-                               present=present) if i != j else None)
+                               present=present[j]) if i != j else None)
                 if c is not None:
                     cost[i, j] = c
         rows, cols = linear_sum_assignment(cost)
@@ -257,7 +252,7 @@ def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: floa
             break
         heads = set(range(n)) - set(pairs.values())  # a chain starts at a track nobody continues
         ends = {i for i in pairs if i in heads} | {j for j in pairs.values() if j not in pairs}  # joined on one side
-        tracks = [_unsure(t) if k in ends and len(t[0]) < SHORT else t for k, t in enumerate(tracks)]
+        tracks = [_unsure(t) if k in ends and len(t[0]) < SLOPE else t for k, t in enumerate(tracks)]
         joined = []
         for i in heads:
             chain = [i]
@@ -270,7 +265,7 @@ def stitch(pieces: list[Piece], max_gap: int, max_offset: float = 0.5, fps: floa
 
 
 def _unsure(piece: Piece) -> Piece:
-    """``piece`` with every frame no gait frame (its 4th array), for a piece of under ``SEEN`` frames joined on one
+    """``piece`` with every frame no gait frame (its 4th array), for a piece of under ``SLOPE`` frames joined on one
     side only (a linked track's first or last): it has no slope of its own, so it was joined by where it is, not by
     how it walks, and nothing after it confirms the join. On PETS 2009 such a 4-frame piece behind a sign post, two
     men in one blob that passed as one, ended the track of a man walking past it. A piece without that array
@@ -376,8 +371,7 @@ def extend_at_border(tracks: list[Piece], candidates: list[np.ndarray], width: i
     return out, added
 
 
-SEEN = 5  # clean frames a part cut off by ``split_blind`` must have on each side of the cut
-SHORT = SEEN  # frames under which a piece joined on one side only is no gait frame (``_unsure``)
+SEEN = SLOPE  # clean frames a part cut off by ``split_blind`` must have on each side of the cut
 
 
 def split_blind(piece: Piece, path: Trajectory, clean: np.ndarray, max_gap: int, fps: float = 25.0,
